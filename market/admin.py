@@ -1,0 +1,21 @@
+from django.contrib import admin
+
+from market.models import Bar, Symbol
+
+
+@admin.register(Symbol)
+class SymbolAdmin(admin.ModelAdmin):
+    list_display = ["symbol", "name", "exchange", "currency", "asset_type", "conid", "last_updated"]
+    list_filter = ["asset_type", "exchange", "currency"]
+    search_fields = ["symbol", "name", "conid"]
+
+
+@admin.register(Bar)
+class BarAdmin(admin.ModelAdmin):
+    list_display = ["symbol", "bar_size", "timestamp", "open", "high", "low", "close", "volume"]
+    list_filter = ["bar_size", "symbol"]
+    search_fields = ["symbol__symbol"]
+    list_select_related = ["symbol"]
+    date_hierarchy = "timestamp"
+    raw_id_fields = ["symbol"]
+    show_full_result_count = False

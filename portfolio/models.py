@@ -1,0 +1,67 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from market.models import PRICE, Symbol
+from orders.models import QUANTITY
+from portfolio.querysets import PositionQuerySet
+
+MONEY = {"max_digits": 18, "decimal_places": 2}
+
+
+class Position(models.Model):
+    """A long position. Quantity never goes below zero: the product does not short."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="positions")
+    strategy = models.ForeignKey(
+        "trading.Strategy", on_delete=models.SET_NULL, null=True, blank=True, related_name="positions"
+    )
+    symbol = models.ForeignKey(Symbol, on_delete=models.PROTECT, related_name="positions")
+    quantity = models.DecimalField(**QUANTITY, default=0)
+    average_cost = models.DecimalField(**PRICE, default=0)
+    stop_loss = models.DecimalField(**PRICE, null=True, blank=True)
+    take_profit = models.DecimalField(**PRICE, null=True, blank=True)
+    realized_pnl = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PositionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="position_quantity_not_negative"),
+            models.CheckConstraint(condition=Q(average_cost__gte=0), name="position_average_cost_not_negative"),
+            models.CheckConstraint(
+                condition=Q(closed_at__isnull=True) | Q(quantity=0), name="closed_position_is_flat"
+            ),
+            models.UniqueConstraint(
+                fields=["owner", "strategy", "symbol"],
+                condition=Q(closed_at__isnull=True),
+                name="one_open_position_per_strategy_symbol",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol.symbol} x{self.quantity} @ {self.average_cost}"
+
+
+class PortfolioSnapshot(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="portfolio_snapshots")
+    cash = models.DecimalField(**MONEY)
+    positions_value = models.DecimalField(**MONEY)
+    total_value = models.DecimalField(**MONEY)
+    realized_pnl = models.DecimalField(**MONEY, default=0)
+    unrealized_pnl = models.DecimalField(**MONEY, default=0)
+    taken_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-taken_at"]
+        get_latest_by = "taken_at"
+        indexes = [models.Index(fields=["owner", "-taken_at"], name="snapshot_owner_recent")]
+        constraints = [
+            models.CheckConstraint(condition=Q(positions_value__gte=0), name="snapshot_positions_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner} {self.total_value} @ {self.taken_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,72 @@
+from django.contrib import admin
+
+from trading.models import (
+    BrokerConnection,
+    IndicatorConfig,
+    Strategy,
+    StrategyExecution,
+    StrategyIndicator,
+    UserProfile,
+)
+
+
+@admin.register(UserProfile)
+class UserProfileAdmin(admin.ModelAdmin):
+    list_display = ["user", "time_zone"]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+
+
+@admin.register(BrokerConnection)
+class BrokerConnectionAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "kind", "account_id", "authenticated", "competing", "last_keepalive_at"]
+    list_filter = ["kind", "authenticated", "competing"]
+    search_fields = ["name", "account_id", "owner__username"]
+    list_select_related = ["owner"]
+    readonly_fields = ["last_keepalive_at", "authenticated", "connected", "competing", "auth_message"]
+
+
+@admin.register(IndicatorConfig)
+class IndicatorConfigAdmin(admin.ModelAdmin):
+    list_display = ["name", "indicator_type", "parameters", "owner"]
+    list_filter = ["indicator_type"]
+    search_fields = ["name", "owner__username"]
+    list_select_related = ["owner"]
+
+
+class StrategyIndicatorInline(admin.TabularInline):
+    model = StrategyIndicator
+    extra = 0
+    raw_id_fields = ["indicator"]
+
+
+@admin.register(Strategy)
+class StrategyAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "owner",
+        "symbol",
+        "bar_size",
+        "analyst",
+        "schedule_cron",
+        "is_active",
+        "kill_switch",
+        "last_execution_at",
+        "next_execution_at",
+    ]
+    list_filter = ["is_active", "kill_switch", "analyst", "bar_size", "market_data_source"]
+    search_fields = ["name", "symbol__symbol", "owner__username"]
+    list_select_related = ["owner", "symbol"]
+    raw_id_fields = ["symbol", "prompt_template", "pinned_prompt_version", "broker_connection"]
+    readonly_fields = ["periodic_task", "last_execution_at", "next_execution_at", "created_at", "updated_at"]
+    inlines = [StrategyIndicatorInline]
+
+
+@admin.register(StrategyExecution)
+class StrategyExecutionAdmin(admin.ModelAdmin):
+    list_display = ["execution_id", "strategy", "status", "dry_run", "trigger", "started_at", "finished_at"]
+    list_filter = ["status", "dry_run", "trigger"]
+    search_fields = ["execution_id", "strategy__name"]
+    list_select_related = ["strategy"]
+    date_hierarchy = "started_at"
+    readonly_fields = ["execution_id"]

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class TradingConfig(AppConfig):
+    name = "trading"
+    verbose_name = "Trading"
+
+    def ready(self) -> None:
+        from trading import checks  # noqa: F401  (registers the system checks)
