@@ -245,3 +245,24 @@ class StrategyExecution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+
+class Lease(models.Model):
+    """A named lock held until `expires_at`, for setups without Redis (trading.coordination)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    token = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RateSlot(models.Model):
+    """The next instant a throttled key may be used, for setups without Redis (trading.coordination)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    next_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.key
