@@ -49,9 +49,7 @@ class Symbol(models.Model):
         ordering = ["symbol"]
         constraints = [
             models.UniqueConstraint(fields=["symbol", "exchange"], name="symbol_unique_per_exchange"),
-            models.CheckConstraint(
-                condition=Q(asset_type__in=AssetType.values), name="symbol_asset_type_valid"
-            ),
+            models.CheckConstraint(condition=Q(asset_type__in=AssetType.values), name="symbol_asset_type_valid"),
             models.CheckConstraint(condition=Q(conid__isnull=True) | Q(conid__gt=0), name="symbol_conid_positive"),
         ]
 
@@ -81,9 +79,7 @@ class Bar(models.Model):
             models.CheckConstraint(condition=Q(bar_size__in=BarSize.values), name="bar_size_valid"),
             models.CheckConstraint(condition=Q(low__gt=0), name="bar_prices_positive"),
             models.CheckConstraint(condition=Q(high__gte=F("low")), name="bar_high_not_below_low"),
-            models.CheckConstraint(
-                condition=Q(open__gte=F("low"), open__lte=F("high")), name="bar_open_within_range"
-            ),
+            models.CheckConstraint(condition=Q(open__gte=F("low"), open__lte=F("high")), name="bar_open_within_range"),
             models.CheckConstraint(
                 condition=Q(close__gte=F("low"), close__lte=F("high")), name="bar_close_within_range"
             ),

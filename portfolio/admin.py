@@ -5,7 +5,17 @@ from portfolio.models import PortfolioSnapshot, Position
 
 @admin.register(Position)
 class PositionAdmin(admin.ModelAdmin):
-    list_display = ["symbol", "owner", "strategy", "quantity", "average_cost", "stop_loss", "take_profit", "opened_at", "closed_at"]
+    list_display = [
+        "symbol",
+        "owner",
+        "strategy",
+        "quantity",
+        "average_cost",
+        "stop_loss",
+        "take_profit",
+        "opened_at",
+        "closed_at",
+    ]
     list_filter = ["closed_at"]
     search_fields = ["symbol__symbol", "owner__username", "strategy__name"]
     list_select_related = ["symbol", "owner", "strategy"]

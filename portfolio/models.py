@@ -32,9 +32,7 @@ class Position(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gte=0), name="position_quantity_not_negative"),
             models.CheckConstraint(condition=Q(average_cost__gte=0), name="position_average_cost_not_negative"),
-            models.CheckConstraint(
-                condition=Q(closed_at__isnull=True) | Q(quantity=0), name="closed_position_is_flat"
-            ),
+            models.CheckConstraint(condition=Q(closed_at__isnull=True) | Q(quantity=0), name="closed_position_is_flat"),
             models.UniqueConstraint(
                 fields=["owner", "strategy", "symbol"],
                 condition=Q(closed_at__isnull=True),

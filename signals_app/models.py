@@ -91,16 +91,16 @@ class PromptVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.template} v{self.number}"
 
-    @staticmethod
-    def digest(body: str) -> str:
-        return hashlib.sha256(body.encode("utf-8")).hexdigest()
-
     def save(self, *args, **kwargs) -> None:
         # Immutability is an invariant of the row, not business logic: a stored version never changes.
         if self.pk is not None:
             raise ValidationError("A prompt version is immutable; create a new version instead.")
         self.sha256 = self.digest(self.body)
         super().save(*args, **kwargs)
+
+    @staticmethod
+    def digest(body: str) -> str:
+        return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 class TradingSignal(models.Model):

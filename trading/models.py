@@ -111,9 +111,7 @@ class IndicatorConfig(models.Model):
         ordering = ["owner", "name"]
         constraints = [
             models.UniqueConstraint(fields=["owner", "name"], name="indicator_name_unique_per_owner"),
-            models.CheckConstraint(
-                condition=Q(indicator_type__in=IndicatorType.values), name="indicator_type_valid"
-            ),
+            models.CheckConstraint(condition=Q(indicator_type__in=IndicatorType.values), name="indicator_type_valid"),
         ]
 
     def __str__(self) -> str:
