@@ -238,6 +238,35 @@ IBKR_VERIFY_TLS = env_str("IBKR_VERIFY_TLS", "true", doc="true, false, or a CA-b
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", doc="Anthropic API key (never logged)")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", doc="Anthropic API base URL override")
 LLM_MODEL = env_str("LLM_MODEL", "claude-sonnet-5-5", doc="default Anthropic model")
+LLM_MAX_TOKENS = int(env_str("LLM_MAX_TOKENS", "4096", doc="cap on an analysis answer's tokens, thinking included"))
+LLM_EFFORT = env_str("LLM_EFFORT", "low", doc="Anthropic output_config.effort: low, medium, high, xhigh or max")
+if LLM_EFFORT not in {"low", "medium", "high", "xhigh", "max"}:
+    raise ImproperlyConfigured(f"LLM_EFFORT={LLM_EFFORT!r}: use low, medium, high, xhigh or max")
+LLM_TIMEOUT_SECONDS = float(env_str("LLM_TIMEOUT_SECONDS", "120", doc="timeout of one LLM request, in seconds"))
+SIGNAL_PRICE_BAND = float(
+    env_str("SIGNAL_PRICE_BAND", "0.10", doc="how far (fraction of the last close) a signal's prices may be from it")
+)
+if not 0 < SIGNAL_PRICE_BAND < 1:
+    raise ImproperlyConfigured(f"SIGNAL_PRICE_BAND={SIGNAL_PRICE_BAND}: use a fraction between 0 and 1, e.g. 0.10")
+# USD per million tokens, matched on the longest model-id prefix (a dated id like claude-sonnet-5-5-20260928 uses
+# claude-sonnet-5-5). A model missing here is recorded with no cost rather than a guessed one.
+_PRICE_FIELDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+LLM_PRICES: dict[str, dict[str, str]] = {
+    "claude-fable-5-2": dict(zip(_PRICE_FIELDS, ("8", "40", "10", "16", "0.20"), strict=True)),
+    "claude-fable-5-1": dict(zip(_PRICE_FIELDS, ("10", "50", "12.50", "20", "0.25"), strict=True)),
+    "claude-opus-5-5": dict(zip(_PRICE_FIELDS, ("4", "20", "5", "8", "0.20"), strict=True)),
+    "claude-opus-5": dict(zip(_PRICE_FIELDS, ("5", "25", "6.25", "10", "0.50"), strict=True)),
+    "claude-opus-4-8": dict(zip(_PRICE_FIELDS, ("5", "25", "6.25", "10", "0.50"), strict=True)),
+    "claude-opus-4-7": dict(zip(_PRICE_FIELDS, ("5", "25", "6.25", "10", "0.50"), strict=True)),
+    "claude-opus-4-6": dict(zip(_PRICE_FIELDS, ("5", "25", "6.25", "10", "0.50"), strict=True)),
+    "claude-opus-4-5": dict(zip(_PRICE_FIELDS, ("5", "25", "6.25", "10", "0.50"), strict=True)),
+    "claude-sonnet-5-5": dict(zip(_PRICE_FIELDS, ("2", "10", "2.50", "4", "0.10"), strict=True)),
+    "claude-sonnet-5": dict(zip(_PRICE_FIELDS, ("2", "10", "2.50", "4", "0.20"), strict=True)),
+    "claude-sonnet-4-6": dict(zip(_PRICE_FIELDS, ("3", "15", "3.75", "6", "0.30"), strict=True)),
+    "claude-sonnet-4-5": dict(zip(_PRICE_FIELDS, ("3", "15", "3.75", "6", "0.30"), strict=True)),
+    "claude-haiku-5-5": dict(zip(_PRICE_FIELDS, ("0.10", "0.50", "0.125", "0.20", "0.01"), strict=True)),
+    "claude-haiku-4-5": dict(zip(_PRICE_FIELDS, ("1", "5", "1.25", "2", "0.10"), strict=True)),
+}
 
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", doc="OpenAI-compatible server, e.g. http://localhost:11434/v1")
 OPENAI_API_KEY = env_str("OPENAI_API_KEY", doc="key for the OpenAI-compatible server")

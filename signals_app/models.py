@@ -4,9 +4,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from market.models import PRICE, Symbol
-from signals_app.querysets import PromptTemplateQuerySet, SignalQuerySet
+from signals_app.querysets import LLMCallQuerySet, PromptTemplateQuerySet, SignalQuerySet
 from trading.models import Analyst
 
 
@@ -191,3 +192,84 @@ class PromptPerformance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prompt_version} / {self.model or 'default'}"
+
+
+class LLMCallStatus(models.TextChoices):
+    OK = "ok", "Answered"
+    ERROR = "error", "Failed"
+
+
+class LLMCall(models.Model):
+    """One request to an LLM (or one answer taken from the LLM cache), kept append-only for audit.
+
+    `request` is the body exactly as sent, minus credentials, with each image replaced by its storage key and
+    sha256; `response` is the full JSON the server returned. `cache_key` identifies an identical request (model,
+    prompt version, system and rendered text, image hashes, schema), so a repeat can be answered from here.
+    """
+
+    strategy = models.ForeignKey(
+        "trading.Strategy", on_delete=models.SET_NULL, null=True, blank=True, related_name="llm_calls"
+    )
+    execution = models.ForeignKey(
+        "trading.StrategyExecution", on_delete=models.SET_NULL, null=True, blank=True, related_name="llm_calls"
+    )
+    prompt_version = models.ForeignKey(
+        PromptVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="llm_calls"
+    )
+    system_prompt_version = models.ForeignKey(
+        PromptVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    analyst = models.CharField(max_length=16, choices=Analyst.choices)
+    requested_model = models.CharField(max_length=100)
+    resolved_model = models.CharField(max_length=100, blank=True, help_text="the dated model id the server used")
+    cache_key = models.CharField(max_length=64, db_index=True)
+    from_cache = models.BooleanField(default=False, help_text="answered from a stored response: nothing was sent")
+    cached_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="cache_hits"
+    )
+    request = models.JSONField(default=dict, blank=True)
+    request_headers = models.JSONField(default=dict, blank=True, help_text="without credentials")
+    response = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=8, choices=LLMCallStatus.choices, default=LLMCallStatus.OK)
+    error = models.TextField(blank=True)
+    stop_reason = models.CharField(max_length=40, blank=True)
+    request_id = models.CharField(max_length=100, blank=True)
+    retries = models.PositiveSmallIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cache_creation_input_tokens = models.PositiveIntegerField(default=0)
+    cache_read_input_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="blank: no price known for the model"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = LLMCallQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "LLM call"
+        indexes = [
+            models.Index(fields=["cache_key", "-created_at"], name="llm_call_cache_lookup"),
+            models.Index(fields=["strategy", "-created_at"], name="llm_call_strategy_recent"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(analyst__in=Analyst.values), name="llm_call_analyst_valid"),
+            models.CheckConstraint(condition=Q(status__in=LLMCallStatus.values), name="llm_call_status_valid"),
+            models.CheckConstraint(condition=Q(status="ok") | ~Q(error=""), name="llm_call_error_has_message"),
+            models.CheckConstraint(
+                condition=Q(cost_usd__isnull=True) | Q(cost_usd__gte=0), name="llm_call_cost_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(from_cache=False) | Q(cost_usd=0), name="llm_call_cache_answer_is_free"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        source = "cache" if self.from_cache else self.resolved_model or self.requested_model
+        return f"{self.analyst} {source} {self.created_at:%Y-%m-%d %H:%M} {self.status}"
+
+    @property
+    def total_input_tokens(self) -> int:
+        return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens

@@ -14,3 +14,17 @@ class SignalQuerySet(models.QuerySet):
 
     def actionable(self) -> "SignalQuerySet":
         return self.exclude(action="HOLD")
+
+
+class LLMCallQuerySet(models.QuerySet):
+    def for_owner(self, user) -> "LLMCallQuerySet":
+        return self.filter(strategy__owner=user)
+
+    def answered(self) -> "LLMCallQuerySet":
+        """Calls that got a complete answer (HTTP success and stop reason end_turn)."""
+        return self.filter(status="ok", stop_reason="end_turn")
+
+    def reusable_for(self, cache_key: str) -> "LLMCallQuerySet":
+        """Answers that an identical request may reuse, the newest first. Cache hits point at their origin, so
+        only original calls are candidates."""
+        return self.answered().filter(cache_key=cache_key, from_cache=False).order_by("-created_at")
