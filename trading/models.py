@@ -264,3 +264,17 @@ class RateSlot(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class StrategyClaim(models.Model):
+    """Which execution holds a strategy, and until when: a run claims its strategy's row atomically, so a strategy
+    already running is not started twice, and a claim left by a crashed worker lapses at `expires_at`."""
+
+    strategy = models.OneToOneField(Strategy, on_delete=models.CASCADE, primary_key=True, related_name="claim")
+    execution = models.OneToOneField(
+        StrategyExecution, on_delete=models.SET_NULL, null=True, blank=True, related_name="claim"
+    )
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.strategy_id} held by {self.execution_id or 'nobody'} until {self.expires_at:%H:%M:%S}"
