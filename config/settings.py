@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "orders",
     "portfolio",
     "lineage",
+    "replays",
 ]
 
 MIDDLEWARE = [
