@@ -63,3 +63,22 @@ class PortfolioSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner} {self.total_value} @ {self.taken_at:%Y-%m-%d %H:%M}"
+
+
+class Reconciliation(models.Model):
+    """One comparison of our open positions with the broker's. Drift is flagged for a person, never auto-fixed."""
+
+    broker_connection = models.ForeignKey(
+        "trading.BrokerConnection", on_delete=models.CASCADE, related_name="reconciliations"
+    )
+    has_drift = models.BooleanField(default=False)
+    drift = models.JSONField(default=list, blank=True, help_text="[{symbol, ours, broker}] where they differ")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-checked_at"]
+        get_latest_by = "checked_at"
+        indexes = [models.Index(fields=["broker_connection", "-checked_at"], name="reconciliation_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.broker_connection} {self.checked_at:%Y-%m-%d %H:%M} {'DRIFT' if self.has_drift else 'ok'}"
