@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "orders",
     "portfolio",
     "lineage",
+    "simbroker",
     "replays",
 ]
 
@@ -107,6 +108,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "trading.middleware.UserTimeZoneMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -235,6 +237,23 @@ STORAGES = {
 IBKR_GATEWAY_URL = env_str("IBKR_GATEWAY_URL", doc="Client Portal gateway, e.g. https://localhost:5000/v1/api")
 IBKR_ACCOUNT_ID = env_str("IBKR_ACCOUNT_ID", doc="IBKR account id used when a connection names none")
 IBKR_VERIFY_TLS = env_str("IBKR_VERIFY_TLS", "true", doc="true, false, or a CA-bundle path for the gateway's TLS")
+IBKR_TIMEOUT_SECONDS = float(
+    env_str("IBKR_TIMEOUT_SECONDS", "15", doc="seconds to wait for the IBKR gateway on each call (an order POST too)")
+)
+if IBKR_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured(f"IBKR_TIMEOUT_SECONDS={IBKR_TIMEOUT_SECONDS}: use a positive number of seconds")
+
+# The order guard. IBKR's questions o163 (price band), o383 (size), o451 (value) and o10331 (stop risk) are answered
+# yes only because these same checks ran first (orders/services.py).
+ORDER_PRICE_BAND = float(
+    env_str("ORDER_PRICE_BAND", "0.03", doc="how far (fraction of the last price) a limit or stop price may be from it")
+)
+if not 0 < ORDER_PRICE_BAND < 1:
+    raise ImproperlyConfigured(f"ORDER_PRICE_BAND={ORDER_PRICE_BAND}: use a fraction between 0 and 1, e.g. 0.03")
+ORDER_MAX_QUANTITY = int(env_str("ORDER_MAX_QUANTITY", "5000", doc="most shares one order may carry"))
+ORDER_MAX_NOTIONAL = int(env_str("ORDER_MAX_NOTIONAL", "100000", doc="largest value (quantity x price) of one order"))
+if ORDER_MAX_QUANTITY <= 0 or ORDER_MAX_NOTIONAL <= 0:
+    raise ImproperlyConfigured("ORDER_MAX_QUANTITY and ORDER_MAX_NOTIONAL must be positive")
 
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", doc="Anthropic API key (never logged)")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", doc="Anthropic API base URL override")
