@@ -1,0 +1,288 @@
+"""Strategies and their schedules, and the claim that keeps one run per strategy at a time.
+
+Every write to a strategy goes through here (admin, pages, API), so its django-celery-beat PeriodicTask always
+matches it. PeriodicTask and CrontabSchedule rows are written with `save()`/`delete()` inside the strategy's own
+transaction: django-celery-beat's signal handlers bump `PeriodicTasks.last_change()` on those calls, which is what
+makes a running beat reload its schedule at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from celery.schedules import crontab as celery_crontab
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django_celery_beat.validators import crontab_validator
+
+from trading.models import (
+    ExecutionStatus,
+    IndicatorConfig,
+    Strategy,
+    StrategyClaim,
+    StrategyExecution,
+    StrategyIndicator,
+)
+
+BEAT_TASK = "trading.strategy_due"
+DEFAULT_TIMEZONE = "America/New_York"
+# A scheduled trigger not picked up within this long is dropped by the worker instead of running late.
+TRIGGER_EXPIRES_SECONDS = 300
+# How long a run holds its strategy. A run that outlives it (a crashed worker) no longer blocks the next one.
+CLAIM_TTL = dt.timedelta(minutes=10)
+
+_CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+
+
+# --- cron ----------------------------------------------------------------------------------------------------------
+
+
+def cron_fields(expression: str) -> dict[str, str]:
+    """The five fields of a cron expression ("minute hour day-of-month month day-of-week"), validated.
+
+    Raises ValidationError naming what is wrong; nothing else is accepted (no @daily, no six-field seconds).
+    """
+    parts = (expression or "").split()
+    if len(parts) != 5:
+        raise ValidationError(
+            f"{expression!r} is not a cron expression: give five fields, minute hour day-of-month month day-of-week"
+        )
+    crontab_validator(" ".join(parts))
+    fields = dict(zip(_CRON_FIELDS, parts, strict=True))
+    try:
+        celery_crontab(**fields)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"{expression!r}: {exc}") from exc
+    return fields
+
+
+def timezone_validate(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"{name!r} is not a time zone name (e.g. America/New_York)") from exc
+    return name
+
+
+def cron_next(expression: str, tz: str, *, after: dt.datetime) -> dt.datetime | None:
+    """The first instant strictly after `after` that the cron expression names, in the zone `tz`, as aware UTC.
+
+    Beat evaluates the same CrontabSchedule (celery's rule: month, day of month and day of week must all match).
+    """
+    schedule = celery_crontab(**cron_fields(expression))
+    zone = ZoneInfo(tz)
+    start = after.astimezone(zone).replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    hours, minutes = sorted(schedule.hour), sorted(schedule.minute)
+    for offset in range(366 * 5):  # Feb 29 schedules repeat within four years
+        day = start.date() + dt.timedelta(days=offset)
+        if day.month not in schedule.month_of_year or day.day not in schedule.day_of_month:
+            continue
+        if day.isoweekday() % 7 not in schedule.day_of_week:  # celery counts Sunday as 0
+            continue
+        for hour in hours:
+            for minute in minutes:
+                candidate = dt.datetime.combine(day, dt.time(hour, minute), tzinfo=zone)
+                if candidate >= start:
+                    return candidate.astimezone(dt.UTC)
+    return None
+
+
+# --- strategies ----------------------------------------------------------------------------------------------------
+
+
+def strategy_create(*, owner, name: str, symbol, indicators: Iterable[IndicatorConfig] = (), **fields: Any) -> Strategy:
+    """Create a strategy (active unless told otherwise) with its schedule."""
+    strategy = Strategy(owner=owner, name=name, symbol=symbol, **fields)
+    with transaction.atomic():
+        strategy_save(strategy=strategy)
+        _indicators_set(strategy, indicators, owner=owner)
+    return strategy
+
+
+def strategy_update(
+    *, strategy: Strategy, indicators: Iterable[IndicatorConfig] | None = None, **changes: Any
+) -> Strategy:
+    """Change fields of a strategy; the schedule follows in the same transaction."""
+    for name, value in changes.items():
+        if name in {"id", "pk", "owner", "owner_id", "periodic_task", "periodic_task_id"}:
+            raise ValidationError(f"{name} cannot be changed")
+        setattr(strategy, name, value)
+    with transaction.atomic():
+        strategy_save(strategy=strategy)
+        if indicators is not None:
+            _indicators_set(strategy, indicators, owner=strategy.owner)
+    return strategy
+
+
+def strategy_save(*, strategy: Strategy) -> Strategy:
+    """Validate and save a strategy built elsewhere (an admin or page form), then bring its PeriodicTask in line.
+
+    Bad input raises ValidationError before anything is written.
+    """
+    strategy.schedule_timezone = strategy.schedule_timezone or DEFAULT_TIMEZONE
+    errors: dict[str, list[str]] = {}
+    try:
+        cron_fields(strategy.schedule_cron)
+    except ValidationError as exc:
+        errors["schedule_cron"] = exc.messages
+    try:
+        timezone_validate(strategy.schedule_timezone)
+    except ValidationError as exc:
+        errors["schedule_timezone"] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+    strategy.full_clean(exclude=["periodic_task"])
+    with transaction.atomic():
+        strategy.save()
+        schedule_sync(strategy=strategy)
+    return strategy
+
+
+def strategy_pause(*, strategy: Strategy) -> Strategy:
+    return strategy_update(strategy=strategy, is_active=False)
+
+
+def strategy_resume(*, strategy: Strategy) -> Strategy:
+    return strategy_update(strategy=strategy, is_active=True)
+
+
+def strategy_delete(*, strategy: Strategy) -> None:
+    """Delete a strategy and its PeriodicTask (and its CrontabSchedule if nothing else uses it)."""
+    with transaction.atomic():
+        task = strategy.periodic_task
+        if task is not None:
+            crontab_id = task.crontab_id
+            task.delete()
+            _crontab_drop_if_unused(crontab_id)
+        strategy.delete()
+
+
+def _indicators_set(strategy: Strategy, indicators: Iterable[IndicatorConfig], *, owner) -> None:
+    indicators = list(indicators)
+    foreign = [i.name for i in indicators if i.owner_id != owner.pk]
+    if foreign:
+        raise ValidationError(f"indicators not yours: {', '.join(foreign)}")
+    StrategyIndicator.objects.filter(strategy=strategy).delete()
+    StrategyIndicator.objects.bulk_create(
+        StrategyIndicator(strategy=strategy, indicator=indicator, position=position)
+        for position, indicator in enumerate(indicators)
+    )
+
+
+# --- the schedule ----------------------------------------------------------------------------------------------
+
+
+def schedule_sync(*, strategy: Strategy) -> PeriodicTask:
+    """Make the strategy's PeriodicTask match it: crontab, time zone, enabled = active. Call inside a transaction."""
+    fields = cron_fields(strategy.schedule_cron)
+    zone = strategy.schedule_timezone or DEFAULT_TIMEZONE
+    schedule = CrontabSchedule.objects.filter(timezone=zone, **fields).order_by("id").first()
+    if schedule is None:
+        schedule = CrontabSchedule(timezone=zone, **fields)
+        schedule.save()
+
+    task = strategy.periodic_task
+    previous_crontab_id = task.crontab_id if task is not None else None
+    if task is None:
+        task = PeriodicTask(name=f"strategy-{strategy.pk}")
+    task.task = BEAT_TASK
+    task.crontab = schedule
+    task.args = json.dumps([strategy.pk])
+    task.kwargs = "{}"
+    task.enabled = strategy.is_active
+    task.expire_seconds = TRIGGER_EXPIRES_SECONDS
+    task.description = f"{strategy.name} ({strategy.owner})"
+    task.save()  # save(), not update(): beat only notices changes made through the model's signals
+
+    if previous_crontab_id and previous_crontab_id != schedule.pk:
+        _crontab_drop_if_unused(previous_crontab_id)
+
+    next_at = cron_next(strategy.schedule_cron, zone, after=timezone.now()) if strategy.is_active else None
+    Strategy.objects.filter(pk=strategy.pk).update(periodic_task=task, next_execution_at=next_at)
+    strategy.periodic_task = task
+    strategy.next_execution_at = next_at
+    return task
+
+
+def _crontab_drop_if_unused(crontab_id: int | None) -> None:
+    if crontab_id and not PeriodicTask.objects.filter(crontab_id=crontab_id).exists():
+        CrontabSchedule.objects.filter(pk=crontab_id).delete()
+
+
+# --- executions and the claim -------------------------------------------------------------------------------------
+
+
+class AlreadyRunning(Exception):
+    """The strategy is held by another execution whose claim has not lapsed."""
+
+
+def execution_start(*, strategy: Strategy, trigger: str = "schedule", dry_run: bool = False) -> StrategyExecution:
+    """Claim the strategy and create its StrategyExecution, in one transaction.
+
+    Raises AlreadyRunning when another execution holds a live claim. Two triggers racing here serialise on the claim
+    row's lock: the second reads the row after the first commits and finds it held.
+    """
+    now = timezone.now()
+    StrategyClaim.objects.bulk_create(
+        [StrategyClaim(strategy=strategy, expires_at=now)], ignore_conflicts=True
+    )  # the row exists from here on; claiming is a locked read and update of it
+    with transaction.atomic():
+        claim = _claim_locked(strategy.pk)
+        if _claim_is_live(claim, now):
+            raise AlreadyRunning(f"strategy {strategy.pk} is already running (execution {claim.execution_id})")
+        execution = StrategyExecution.objects.create(
+            execution_id=uuid.uuid4(), strategy=strategy, trigger=trigger, dry_run=dry_run, started_at=now
+        )
+        StrategyClaim.objects.filter(strategy=strategy).update(execution=execution, expires_at=now + CLAIM_TTL)
+        zone = strategy.schedule_timezone or DEFAULT_TIMEZONE
+        next_at = cron_next(strategy.schedule_cron, zone, after=now) if strategy.is_active else None
+        Strategy.objects.filter(pk=strategy.pk).update(last_execution_at=now, next_execution_at=next_at)
+    return execution
+
+
+def execution_claim_renew(*, execution: StrategyExecution) -> bool:
+    """Extend this execution's hold on its strategy (a resumed run), or take it back if it lapsed and nobody else
+    took it. False means another execution holds the strategy now."""
+    now = timezone.now()
+    StrategyClaim.objects.bulk_create(
+        [StrategyClaim(strategy_id=execution.strategy_id, expires_at=now)], ignore_conflicts=True
+    )
+    with transaction.atomic():
+        claim = _claim_locked(execution.strategy_id)
+        if claim.execution_id != execution.pk and _claim_is_live(claim, now):
+            return False
+        StrategyClaim.objects.filter(pk=claim.pk).update(execution=execution, expires_at=now + CLAIM_TTL)
+    return True
+
+
+def _claim_locked(strategy_id: int) -> StrategyClaim:
+    return StrategyClaim.objects.select_for_update(of=("self",)).select_related("execution").get(pk=strategy_id)
+
+
+def _claim_is_live(claim: StrategyClaim, now: dt.datetime) -> bool:
+    return claim.execution is not None and claim.expires_at > now and claim.execution.status == ExecutionStatus.RUNNING
+
+
+def execution_claim_release(*, execution: StrategyExecution) -> None:
+    StrategyClaim.objects.filter(execution=execution).update(execution=None, expires_at=timezone.now())
+
+
+def execution_finish(*, execution: StrategyExecution, status: str, error: str = "") -> bool:
+    """Close a RUNNING execution (COMPLETED, SKIPPED or FAILED) and release its claim. False if it was already
+    closed: finishing is a claim too, so a run and a resumed copy of it cannot both close it."""
+    now = timezone.now()
+    with transaction.atomic():
+        changed = StrategyExecution.objects.filter(pk=execution.pk, status=ExecutionStatus.RUNNING).update(
+            status=status, error=error[:10_000], finished_at=max(now, execution.started_at)
+        )
+        execution_claim_release(execution=execution)
+    if changed:
+        execution.status, execution.error, execution.finished_at = status, error, max(now, execution.started_at)
+    return changed == 1
