@@ -1,4 +1,5 @@
 from django.db import models
+from django.db.models import Q
 
 
 class PositionQuerySet(models.QuerySet):
@@ -7,3 +8,7 @@ class PositionQuerySet(models.QuerySet):
 
     def open(self) -> "PositionQuerySet":
         return self.filter(closed_at__isnull=True, quantity__gt=0)
+
+    def live(self) -> "PositionQuerySet":
+        """Without positions held by replays (their strategy is a replay's copy)."""
+        return self.filter(Q(strategy__isnull=True) | Q(strategy__replay_of__isnull=True))

@@ -41,7 +41,21 @@ class LLMCacheMode(models.TextChoices):
 class Replay(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="replays")
     strategy = models.ForeignKey(
-        "trading.Strategy", on_delete=models.CASCADE, related_name="replays", help_text="the strategy judged"
+        "trading.Strategy",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="replays",
+        help_text="the strategy judged (a replay outlives it: its report stays)",
+    )
+    # The replay runs a copy of the strategy with its own simulated account, so every row the live executor writes
+    # for it (executions, signals, orders, positions, lineage) hangs off these two and never mixes with live rows.
+    # PROTECT: they are removed only with the replay (replays.services.replay_delete), never orphaned.
+    shadow_strategy = models.OneToOneField(
+        "trading.Strategy", on_delete=models.PROTECT, null=True, blank=True, related_name="replay_of"
+    )
+    broker_connection = models.OneToOneField(
+        "trading.BrokerConnection", on_delete=models.PROTECT, null=True, blank=True, related_name="replay_of"
     )
     baseline_of = models.ForeignKey(
         "self",
@@ -66,6 +80,7 @@ class Replay(models.Model):
     render_charts = models.BooleanField(default=True)
     starting_cash = models.DecimalField(**MONEY, default=Decimal("100000.00"))
     settings_snapshot = models.JSONField(default=dict, blank=True, help_text="the strategy as judged")
+    lineage_pruned_at = models.DateTimeField(null=True, blank=True)
 
     status = models.CharField(max_length=16, choices=ReplayStatus.choices, default=ReplayStatus.PENDING)
     error = models.TextField(blank=True)

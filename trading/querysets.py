@@ -8,6 +8,10 @@ class StrategyQuerySet(models.QuerySet):
     def active(self) -> "StrategyQuerySet":
         return self.filter(is_active=True)
 
+    def live(self) -> "StrategyQuerySet":
+        """Without the copies replays run (replays.Replay.shadow_strategy): those never trade for real."""
+        return self.filter(replay_of__isnull=True)
+
 
 class ExecutionQuerySet(models.QuerySet):
     def for_owner(self, user) -> "ExecutionQuerySet":
@@ -18,3 +22,10 @@ class ExecutionQuerySet(models.QuerySet):
 
     def recent(self) -> "ExecutionQuerySet":
         return self.order_by("-started_at")
+
+    def live(self) -> "ExecutionQuerySet":
+        """Without replay executions (their strategy is a replay's copy)."""
+        return self.filter(strategy__replay_of__isnull=True)
+
+    def of_replays(self) -> "ExecutionQuerySet":
+        return self.filter(strategy__replay_of__isnull=False)
