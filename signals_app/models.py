@@ -224,12 +224,12 @@ class LLMCall(models.Model):
     resolved_model = models.CharField(max_length=100, blank=True, help_text="the dated model id the server used")
     cache_key = models.CharField(max_length=64, db_index=True)
     from_cache = models.BooleanField(default=False, help_text="answered from a stored response: nothing was sent")
-    cached_from = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="cache_hits"
-    )
+    cached_from = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="cache_hits")
     request = models.JSONField(default=dict, blank=True)
     request_headers = models.JSONField(default=dict, blank=True, help_text="without credentials")
     response = models.JSONField(default=dict, blank=True)
+    answer_text = models.TextField(blank=True, help_text="the answer as extracted: text blocks only, no thinking")
+    answer_fields = models.JSONField(null=True, blank=True, help_text="the answer when it came as a tool's input")
     status = models.CharField(max_length=8, choices=LLMCallStatus.choices, default=LLMCallStatus.OK)
     error = models.TextField(blank=True)
     stop_reason = models.CharField(max_length=40, blank=True)
@@ -261,9 +261,7 @@ class LLMCall(models.Model):
             models.CheckConstraint(
                 condition=Q(cost_usd__isnull=True) | Q(cost_usd__gte=0), name="llm_call_cost_not_negative"
             ),
-            models.CheckConstraint(
-                condition=Q(from_cache=False) | Q(cost_usd=0), name="llm_call_cache_answer_is_free"
-            ),
+            models.CheckConstraint(condition=Q(from_cache=False) | Q(cost_usd=0), name="llm_call_cache_answer_is_free"),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,362 @@
+"""The analysis steps of a strategy run, as functions the strategy executor and the `analyse` command call:
+
+    context = build_context(strategy=..., bars_df=..., indicators=..., charts=..., clock=...)
+    analysis = analyse(strategy=..., context=context, charts=charts, execution=...)
+    parsed = parse_signal(analysis=analysis, last_close=..., strategy=...)
+
+No step holds a database transaction across the LLM call: the LLMCall row is written after the answer is in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from decimal import Decimal
+
+import pandas as pd
+from django.conf import settings
+from django.core.files.storage import default_storage
+
+from market.clock import MarketClock, trading_day
+from portfolio.models import Position
+from signals_app import services
+from signals_app.llm import (
+    Analysis,
+    AnalysisRequest,
+    Answer,
+    BaseAnalyst,
+    ChartImage,
+    Exchange,
+    LLMCacheMiss,
+    LLMError,
+    cost_usd,
+    get_analyst,
+)
+from signals_app.models import LLMCall, PromptType
+from signals_app.parsing import SIGNAL_SCHEMA, SIGNAL_SCHEMA_VERSION, ParsedSignal, hold, parse_answer
+from signals_app.prompts import render_prompt, resolve_prompt_version
+from trading.models import Analyst
+
+PROMPT_BARS = 30  # bars shown as numbers; the chart shows the whole lookback
+RECENT_INDICATOR_VALUES = 5
+CACHE_MODES = ("use", "only", "off")
+COLUMN_TYPES = {  # indicator output columns -> the indicator type, for frames given without their config
+    "supertrend": "SUPERTREND",
+    "rsi": "RSI",
+    "macd": "MACD",
+    "atr": "ATR",
+    "sma": "SMA",
+    "ema": "EMA",
+    "upper": "BB",
+}
+
+
+# --- build_context ------------------------------------------------------------------------------------------------
+
+
+def build_context(*, strategy, bars_df: pd.DataFrame, indicators: dict, charts: list[dict], clock: MarketClock) -> dict:
+    """The documented prompt context (see signals_app.prompts.CONTEXT_VARIABLES): plain dicts, lists, strings and
+    numbers, never model instances.
+
+    `indicators` maps a name to the frame `market.indicators.compute` returned (same index as the bars); the
+    strategy's indicator configs with that name give the type and parameters."""
+    if bars_df is None or bars_df.empty:
+        raise ValueError(f"no bars for {strategy.symbol.symbol} {strategy.bar_size}: nothing to analyse")
+    now = clock.now()
+    symbol = strategy.symbol
+    shown = bars_df.iloc[-PROMPT_BARS:]
+    bars = [
+        {
+            "time": _iso(index),
+            "open": _num(row["open"]),
+            "high": _num(row["high"]),
+            "low": _num(row["low"]),
+            "close": _num(row["close"]),
+            "volume": _num(row.get("volume", 0)),
+        }
+        for index, row in shown.iterrows()
+    ]
+    last_close = bars[-1]["close"]
+    configs = {link.indicator.name: link.indicator for link in strategy.strategy_indicators.select_related("indicator")}
+    indicator_items = [_indicator_context(name, frame, configs.get(name)) for name, frame in indicators.items()]
+    band = float(settings.SIGNAL_PRICE_BAND)
+    return {
+        "symbol": {
+            "symbol": symbol.symbol,
+            "name": symbol.name,
+            "exchange": symbol.exchange,
+            "currency": symbol.currency,
+            "asset_type": symbol.asset_type,
+        },
+        "bar_size": strategy.bar_size,
+        "now": _iso(now),
+        "trading_day": trading_day(now, symbol.time_zone).isoformat(),
+        "last_close": last_close,
+        "last_bar_time": bars[-1]["time"],
+        "bars": bars,
+        "bars_table": _bars_table(bars),
+        "bars_shown": len(bars),
+        "indicators": indicator_items,
+        "indicators_table": _indicators_table(indicator_items),
+        "position": _position_context(strategy, last_close),
+        "risk": {
+            "risk_per_trade": float(strategy.risk_per_trade),
+            "max_position_value": float(strategy.max_position_value),
+            "max_open_positions": strategy.max_open_positions,
+            "daily_loss_limit": float(strategy.daily_loss_limit),
+            "min_confidence": float(strategy.min_confidence),
+            "reward_risk_ratio": float(strategy.reward_risk_ratio),
+            "price_band": band,
+            "price_band_percent": round(band * 100, 2),
+        },
+        "charts": [
+            {
+                "title": chart.get("title") or chart.get("key", ""),
+                "width": chart.get("width"),
+                "height": chart.get("height"),
+            }
+            for chart in charts
+        ],
+        "strategy": {"name": strategy.name, "bar_size": strategy.bar_size, "lookback_bars": strategy.lookback_bars},
+    }
+
+
+def _indicator_context(name: str, frame, config) -> dict:
+    frame = frame.to_frame() if isinstance(frame, pd.Series) else pd.DataFrame(frame)
+    kind = config.indicator_type if config else next((t for c, t in COLUMN_TYPES.items() if c in frame.columns), "")
+    clean = frame.dropna(how="all")
+    latest = {column: _num(value) for column, value in clean.iloc[-1].items()} if len(clean) else {}
+    recent = [
+        {"time": _iso(index), **{column: _num(value) for column, value in row.items()}}
+        for index, row in clean.iloc[-RECENT_INDICATOR_VALUES:].iterrows()
+    ]
+    return {
+        "name": name,
+        "type": kind,
+        "params": dict(config.parameters) if config else {},
+        "latest": latest,
+        "recent": recent,
+    }
+
+
+def _position_context(strategy, last_close: float) -> dict | None:
+    position = Position.objects.open().filter(strategy=strategy, symbol=strategy.symbol).order_by("-opened_at").first()
+    if position is None:
+        return None
+    quantity = float(position.quantity)
+    return {
+        "quantity": quantity,
+        "average_cost": float(position.average_cost),
+        "stop_loss": _num(position.stop_loss),
+        "take_profit": _num(position.take_profit),
+        "opened_at": _iso(position.opened_at),
+        "unrealized_pnl": round((last_close - float(position.average_cost)) * quantity, 2),
+    }
+
+
+def _bars_table(bars: list[dict]) -> str:
+    lines = [f"{'time':<25} {'open':>12} {'high':>12} {'low':>12} {'close':>12} {'volume':>14}"]
+    lines += [
+        f"{bar['time']:<25} {bar['open']:>12g} {bar['high']:>12g} {bar['low']:>12g} {bar['close']:>12g} "
+        f"{bar['volume']:>14g}"
+        for bar in bars
+    ]
+    return "\n".join(lines)
+
+
+def _indicators_table(items: list[dict]) -> str:
+    if not items:
+        return "(no indicators configured)"
+    lines = []
+    for item in items:
+        params = ", ".join(f"{k}={v}" for k, v in item["params"].items())
+        latest = ", ".join(f"{k}={_fmt(v)}" for k, v in item["latest"].items())
+        recent = "; ".join(
+            " ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k != "time") for row in item["recent"][:-1]
+        )
+        lines.append(f"{item['name']} ({item['type']}{' ' + params if params else ''}): {latest or 'no value yet'}")
+        if recent:
+            lines.append(f"    previous, oldest first: {recent}")
+    return "\n".join(lines)
+
+
+def _num(value) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    if not math.isfinite(number):
+        return None
+    return round(number, 6)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:g}"
+
+
+def _iso(value) -> str:
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat()
+    return str(value)
+
+
+# --- analyse --------------------------------------------------------------------------------------------------------
+
+
+def analyse(
+    *,
+    strategy,
+    context: dict,
+    charts: list[dict],
+    analyst: BaseAnalyst | str | None = None,
+    model: str | None = None,
+    llm_cache: str = "use",
+    execution=None,
+) -> Analysis:
+    """Ask the strategy's analyst (or the one given) for a decision. LLM analysts: resolve and render the prompts,
+    attach the charts, answer from the LLM cache when allowed, and record an LLMCall either way. Raises LLMError
+    (recorded first) when no answer could be had; LLMCacheMiss when llm_cache='only' finds nothing."""
+    if llm_cache not in CACHE_MODES:
+        raise ValueError(f"llm_cache {llm_cache!r}: use one of {', '.join(CACHE_MODES)}")
+    analyst = get_analyst(analyst or strategy.analyst) if not isinstance(analyst, BaseAnalyst) else analyst
+    if analyst.kind == Analyst.RULES:
+        answer = analyst.analyse(AnalysisRequest(model="rules", system="", prompt="", context=context))
+        return Analysis(analyst=Analyst.RULES, model="rules", answer=answer, cost_usd=Decimal(0))
+
+    model = model or strategy.llm_model or analyst.default_model()
+    version = resolve_prompt_version(strategy, PromptType.ANALYSIS)
+    system_version = resolve_prompt_version(strategy, PromptType.SYSTEM)
+    request = AnalysisRequest(
+        model=model,
+        system=render_prompt(system_version, context),
+        prompt=render_prompt(version, context),
+        images=[load_chart(chart) for chart in charts],
+        schema=SIGNAL_SCHEMA,
+        max_tokens=settings.LLM_MAX_TOKENS,
+        effort=settings.LLM_EFFORT,
+        context=context,
+    )
+    key = cache_key(analyst=analyst.kind, request=request, prompt_version=version, system_version=system_version)
+    common = {
+        "strategy": strategy,
+        "execution": execution,
+        "prompt_version": version,
+        "system_prompt_version": system_version,
+        "analyst": analyst.kind,
+        "requested_model": model,
+        "cache_key": key,
+    }
+    analysis = Analysis(
+        analyst=analyst.kind,
+        model=model,
+        answer=Answer(),
+        prompt_version=version,
+        system_prompt_version=system_version,
+        rendered_prompt=request.prompt,
+    )
+
+    if llm_cache != "off":
+        stored = LLMCall.objects.reusable_for(key).first()
+        if stored is not None:
+            call = services.llm_call_record_cache_hit(origin=stored, **common)
+            analysis.answer = _answer_from_call(stored)
+            analysis.llm_call, analysis.from_cache, analysis.cost_usd = call, True, Decimal(0)
+            return analysis
+        if llm_cache == "only":
+            raise LLMCacheMiss(
+                f"--llm-cache only: no stored answer for this request (model {model}, prompt {version}, key {key[:12]})"
+            )
+
+    try:
+        answer = analyst.analyse(request)
+    except LLMError as exc:
+        exchange = exc.exchange or Exchange()
+        services.llm_call_record(exchange=exchange, error=str(exc), cost=None, answer=None, **common)
+        raise
+    cost = cost_usd(answer.exchange.resolved_model or model, answer.exchange.usage)
+    analysis.answer = answer
+    analysis.cost_usd = cost
+    analysis.llm_call = services.llm_call_record(exchange=answer.exchange, error="", cost=cost, answer=answer, **common)
+    return analysis
+
+
+def load_chart(chart: dict) -> ChartImage:
+    """The chart's PNG, from the dict itself or from storage by key; its sha256 must match what was stored."""
+    data = chart.get("data") or chart.get("png")
+    if data is None and isinstance(chart.get("bytes"), bytes | bytearray):
+        data = chart["bytes"]
+    if data is None:
+        with default_storage.open(chart["key"], "rb") as handle:
+            data = handle.read()
+    digest = hashlib.sha256(data).hexdigest()
+    if chart.get("sha256") and chart["sha256"] != digest:
+        raise LLMError(f"chart {chart['key']} does not match its sha256: refusing to send a different image")
+    return ChartImage(
+        key=chart.get("key", ""),
+        sha256=digest,
+        data=bytes(data),
+        width=int(chart.get("width") or 0),
+        height=int(chart.get("height") or 0),
+        media_type=chart.get("media_type", "image/png"),
+        title=chart.get("title", ""),
+    )
+
+
+def cache_key(*, analyst: str, request: AnalysisRequest, prompt_version, system_version) -> str:
+    """Identical request = same analyst and model, prompt versions, rendered texts, image hashes and schema."""
+    material = {
+        "analyst": analyst,
+        "model": request.model,
+        "prompt_version": prompt_version.pk,
+        "prompt_sha256": prompt_version.sha256,
+        "system_version": system_version.pk,
+        "system": hashlib.sha256(request.system.encode()).hexdigest(),
+        "prompt": hashlib.sha256(request.prompt.encode()).hexdigest(),
+        "images": [image.sha256 for image in request.images],
+        "schema": SIGNAL_SCHEMA_VERSION,
+        "max_tokens": request.max_tokens,
+        "effort": request.effort,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _answer_from_call(call: LLMCall) -> Answer:
+    exchange = Exchange(
+        request=call.request,
+        response=call.response,
+        resolved_model=call.resolved_model,
+        stop_reason=call.stop_reason,
+        request_id=call.request_id,
+        usage={},  # nothing was sent: no tokens were used
+    )
+    return Answer(text=call.answer_text, fields=call.answer_fields, stop_reason=call.stop_reason, exchange=exchange)
+
+
+# --- parse_signal ---------------------------------------------------------------------------------------------------
+
+
+def parse_signal(*, analysis: Analysis, last_close, strategy) -> ParsedSignal:
+    """Validate the answer; anything unusable becomes HOLD with the reason. A SELL with no open long is HOLD too:
+    the product never shorts."""
+    answer = analysis.answer
+    if answer.stop_reason != "end_turn":
+        return hold(f"the model stopped with '{answer.stop_reason}' before a complete answer; nothing to act on")
+    band = float(settings.SIGNAL_PRICE_BAND)
+    raw = answer.fields if answer.fields is not None else answer.text
+    parsed = parse_answer(raw, last_close=Decimal(str(last_close)), band=band)
+    if analysis.analyst == Analyst.RULES and parsed.source == "json":
+        parsed = _with_source(parsed, "rules")
+    if parsed.action == "SELL" and not Position.objects.open().filter(strategy=strategy).exists():
+        return hold(
+            "SELL with no open position: the product does not short", reasoning=parsed.reasoning, source=parsed.source
+        )
+    return parsed
+
+
+def _with_source(parsed: ParsedSignal, source: str) -> ParsedSignal:
+    from dataclasses import replace
+
+    return replace(parsed, source=source)
