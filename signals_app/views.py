@@ -21,7 +21,7 @@ from signals_app.forms import PromptTemplateForm, PromptVersionForm, SignalFilte
 from signals_app.models import LLMCall, PromptTemplate, PromptVersion, TradingSignal
 from signals_app.prompts import CONTEXT_VARIABLES, PromptRenderError, prompt_version_create, render_prompt
 from trading.models import Strategy
-from trading.pages import paginate, render_page
+from trading.pages import paginate, redirect_to, render_page
 
 # --- ownership ----------------------------------------------------------------------------------------------------
 
@@ -63,7 +63,7 @@ def prompt_list(request: HttpRequest) -> HttpResponse:
                 template=template, body=form.cleaned_data["body"], created_by=request.user, note=form.cleaned_data["note"]
             )
         messages.success(request, f"Saved {template.name} v1.")
-        return redirect("prompt_detail", template_id=template.pk)
+        return redirect_to(request, "prompt_detail", template_id=template.pk)
     templates = (
         PromptTemplate.objects.visible_to(request.user)
         .filter(strategy__isnull=True)
@@ -91,7 +91,7 @@ def prompt_detail(request: HttpRequest, template_id: int) -> HttpResponse:
                 messages.info(request, "The text is unchanged: no new version.")
             else:
                 messages.success(request, f"Saved version {version.number}.")
-            return redirect("prompt_detail", template_id=template.pk)
+            return redirect_to(request, "prompt_detail", template_id=template.pk)
     context = {
         "template": template,
         "versions": versions,
