@@ -293,6 +293,16 @@ OPENAI_API_KEY = env_str("OPENAI_API_KEY", doc="key for the OpenAI-compatible se
 OPENAI_MODEL = env_str("OPENAI_MODEL", doc="model name on the OpenAI-compatible server")
 
 TRADING_KILL_SWITCH = env_bool("TRADING_KILL_SWITCH", False, doc="on blocks every new entry order")
+STOP_WATCH_ALLOWANCE = float(
+    env_str("STOP_WATCH_ALLOWANCE", "0.005", doc="stop/target watch exits: limit = last price less this fraction")
+)
+if not 0 <= STOP_WATCH_ALLOWANCE < 0.05:
+    raise ImproperlyConfigured(f"STOP_WATCH_ALLOWANCE={STOP_WATCH_ALLOWANCE}: use a fraction between 0 and 0.05")
+PIPELINE_SPLIT_QUEUES = env_bool(
+    "PIPELINE_SPLIT_QUEUES",
+    False,
+    doc="strategy runs hop to the charts, analysis and orders queues (workers must consume them); off: one queue",
+)
 
 # --- Notifications --------------------------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
-from django.urls import path
+from django.urls import include, path
 
 
 @login_required
@@ -13,6 +13,7 @@ def home(request):
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/lineage/", include("lineage.api")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", home, name="home"),
