@@ -1,0 +1,133 @@
+"""The lineage recorder: one row per step of an execution, and the reads the API and resumed runs need."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import uuid
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Avg, Count, Q
+from django.utils import timezone
+
+from lineage.models import LineageRecord, LineageStatus
+
+ERROR_STEP = "execution_error"
+ERROR_STEP_NUMBER = 99
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON for a JSONField: Decimals as strings (exact), datetimes as ISO 8601, dataclasses as dicts."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return json_safe(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return json_safe(value.item())
+    return str(value)
+
+
+def lineage_record(
+    *,
+    execution,
+    step_name: str,
+    step_number: int,
+    input_data: dict | None = None,
+    output_data: dict | None = None,
+    metadata: dict | None = None,
+    status: str = LineageStatus.SUCCESS,
+    error: str = "",
+    duration_ms: int = 0,
+) -> LineageRecord:
+    """Record one step. A step is recorded once per execution: recording it again returns the first record."""
+    if status == LineageStatus.ERROR and not error:
+        error = "unknown error"
+    record = LineageRecord(
+        execution=execution,
+        step_name=step_name,
+        step_number=step_number,
+        input_data=json_safe(input_data or {}),
+        output_data=json_safe(output_data or {}),
+        metadata=json_safe(metadata or {}),
+        status=status,
+        error=error,
+        duration_ms=max(0, int(duration_ms)),
+        recorded_at=timezone.now(),
+    )
+    try:
+        with transaction.atomic():
+            record.save()
+    except IntegrityError:
+        existing = lineage_recorded(execution=execution, step_name=step_name)
+        if existing is None:
+            raise
+        return existing
+    return record
+
+
+def lineage_recorded(*, execution, step_name: str) -> LineageRecord | None:
+    """The step as already recorded for this execution, if it was: a resumed run reads it back instead of redoing it."""
+    return LineageRecord.objects.filter(execution=execution, step_name=step_name).first()
+
+
+def lineage_as_dict(record: LineageRecord) -> dict:
+    return {
+        "id": record.pk,
+        "execution_id": str(record.execution_id),
+        "step_name": record.step_name,
+        "step_number": record.step_number,
+        "input_data": record.input_data,
+        "output_data": record.output_data,
+        "metadata": record.metadata,
+        "error": record.error or None,
+        "status": record.status,
+        "duration_ms": record.duration_ms,
+        "recorded_at": record.recorded_at.isoformat(),
+    }
+
+
+def step_statistics(*, owner, step_name: str, strategy_id: int | None = None, days: int = 30) -> dict:
+    """Average duration, success rate and the most common errors of one step over the owner's recent runs."""
+    since = timezone.now() - dt.timedelta(days=days)
+    records = LineageRecord.objects.for_owner(owner).filter(step_name=step_name, recorded_at__gte=since)
+    if strategy_id is not None:
+        records = records.filter(execution__strategy_id=strategy_id)
+    totals = records.aggregate(
+        total=Count("id"),
+        successes=Count("id", filter=Q(status=LineageStatus.SUCCESS)),
+        errors=Count("id", filter=Q(status=LineageStatus.ERROR)),
+        skipped=Count("id", filter=Q(status=LineageStatus.SKIPPED)),
+        average_duration_ms=Avg("duration_ms"),
+    )
+    errors = Counter(records.filter(status=LineageStatus.ERROR).values_list("error", flat=True))
+    total = totals["total"]
+    return {
+        "step_name": step_name,
+        "strategy_id": strategy_id,
+        "days": days,
+        "total_executions": total,
+        "successful": totals["successes"],
+        "failed": totals["errors"],
+        "skipped": totals["skipped"],
+        "success_rate": round(totals["successes"] / total, 4) if total else None,
+        "average_duration_ms": round(totals["average_duration_ms"], 1) if total else None,
+        "common_errors": [{"error": text[:500], "count": count} for text, count in errors.most_common(5)],
+    }
