@@ -48,3 +48,43 @@ class FixedClock(MarketClock):
 
 def trading_day(instant: dt.datetime, tz: str = DEFAULT_EXCHANGE_TZ) -> dt.date:
     return instant.astimezone(ZoneInfo(tz)).date()
+
+
+INTRADAY_DURATIONS = {
+    "1min": dt.timedelta(minutes=1),
+    "5min": dt.timedelta(minutes=5),
+    "15min": dt.timedelta(minutes=15),
+    "30min": dt.timedelta(minutes=30),
+    "1h": dt.timedelta(hours=1),
+    "4h": dt.timedelta(hours=4),
+}
+SESSION_CLOSE = dt.time(16, 0)
+
+
+def bar_close(timestamp: dt.datetime, bar_size: str, tz: str = DEFAULT_EXCHANGE_TZ) -> dt.datetime:
+    """The instant a bar is complete (aware UTC).
+
+    Intraday bars are keyed at their start, so they close one duration later. Daily bars are keyed at 00:00 UTC of
+    their session date and close at 16:00 in the exchange's time zone that day, so the trading day of the close is
+    the session date. Weekly bars (keyed at their first session) close on the Friday of that week.
+    """
+    if bar_size in INTRADAY_DURATIONS:
+        return timestamp + INTRADAY_DURATIONS[bar_size]
+    session = timestamp.astimezone(dt.UTC).date()
+    if bar_size == "1w":
+        session += dt.timedelta(days=(4 - session.weekday()) % 7)
+    elif bar_size != "1d":
+        raise ValueError(f"unknown bar size {bar_size!r}")
+    return dt.datetime.combine(session, SESSION_CLOSE, tzinfo=ZoneInfo(tz)).astimezone(dt.UTC)
+
+
+def clock_for_strategy(strategy) -> MarketClock:
+    """The strategy's clock: real time for live and stored data, the close of the cursor bar for playback."""
+    from trading.models import MarketDataSource
+
+    if strategy.market_data_source != MarketDataSource.PLAYBACK:
+        return WallClock()
+    from market.services import playback_cursor
+
+    cursor = playback_cursor(strategy)
+    return FixedClock(bar_close(cursor, strategy.bar_size, strategy.symbol.time_zone))

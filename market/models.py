@@ -88,3 +88,21 @@ class Bar(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol.symbol} {self.bar_size} {self.timestamp:%Y-%m-%d %H:%M}"
+
+
+class PlaybackCursor(models.Model):
+    """Where a strategy's playback feed stands: the timestamp of the last bar it may see. One per strategy."""
+
+    strategy = models.OneToOneField("trading.Strategy", on_delete=models.CASCADE, related_name="playback_cursor")
+    bar_size = models.CharField(max_length=8, choices=BarSize.choices)
+    cursor = models.DateTimeField(help_text="timestamp of the newest bar the strategy may see")
+    started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(bar_size__in=BarSize.values), name="playback_bar_size_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} at {self.cursor:%Y-%m-%d %H:%M}"

@@ -27,5 +27,15 @@ class BarQuerySet(models.QuerySet):
     def up_to(self, instant: datetime) -> "BarQuerySet":
         return self.filter(timestamp__lte=instant)
 
+    def after(self, instant: datetime) -> "BarQuerySet":
+        return self.filter(timestamp__gt=instant)
+
     def chronological(self) -> "BarQuerySet":
         return self.order_by("timestamp")
+
+    def newest_first(self) -> "BarQuerySet":
+        return self.order_by("-timestamp")
+
+    def ohlcv(self) -> "BarQuerySet":
+        """(timestamp, open, high, low, close, volume) tuples, for building frames without model instances."""
+        return self.values_list("timestamp", "open", "high", "low", "close", "volume")
