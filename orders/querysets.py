@@ -12,3 +12,23 @@ class OrderQuerySet(models.QuerySet):
 
     def entries(self) -> "OrderQuerySet":
         return self.filter(leg="entry")
+
+    def for_connection(self, connection) -> "OrderQuerySet":
+        """Orders sent through `connection`; None means the IBKR gateway from the environment."""
+        if connection is None:
+            return self.filter(broker_connection__isnull=True)
+        return self.filter(broker_connection=connection)
+
+    def by_client_order_id(self, client_order_id: str) -> "OrderQuerySet":
+        return self.filter(client_order_id=client_order_id)
+
+    def unsettled(self) -> "OrderQuerySet":
+        """Sent (or being sent) with no answer recorded: reconciliation looks them up by client order id."""
+        return self.filter(status__in=["SUBMITTING", "UNKNOWN"])
+
+    def working(self) -> "OrderQuerySet":
+        """Live at the broker as far as we know: their status and fills are polled."""
+        return self.filter(status__in=["SUBMITTED", "PARTIALLY_FILLED", "CANCEL_REQUESTED"])
+
+    def parents(self) -> "OrderQuerySet":
+        return self.filter(parent__isnull=True)

@@ -70,6 +70,11 @@ class OutcomeUnknown(BrokerError):
     retryable = False
 
 
+class PromptNotAnswered(Rejected):
+    """The broker asked for a decision we never make for a user (IBKR's p12 price-management prompt). The order is
+    recorded rejected with the prompt's text, then looked up by its client order id in case the broker holds it."""
+
+
 class DuplicateClientOrderId(BrokerError):
     """The broker already holds an order with this client order id: the first POST landed."""
 
@@ -296,6 +301,7 @@ __all__ = [
     "OrderRequest",
     "OutcomeUnknown",
     "Placement",
+    "PromptNotAnswered",
     "RateLimited",
     "Rejected",
     "SessionState",

@@ -44,6 +44,7 @@ from trading.broker import (
     OrderRequest,
     OutcomeUnknown,
     Placement,
+    PromptNotAnswered,
     RateLimited,
     Rejected,
     SessionState,
@@ -82,11 +83,6 @@ ORDER_TYPE_FROM_IBKR = {
     "stp_limit": "STOP_LIMIT",
     "stop limit": "STOP_LIMIT",
 }
-
-
-class PromptNotAnswered(Rejected):
-    """IBKR answered with a prompt (p12, the price-management algo). We do not answer prompts: the order is
-    recorded rejected with the prompt's text and then looked up by its cOID, because IBKR may hold it."""
 
 
 class _AccountsFirst(Exception):
@@ -204,7 +200,9 @@ class IbkrClient:
         self._check_backoff()
         throttle(f"ibkr:{self.gateway}", interval=0.1)
         if slow_key:
-            throttle(f"ibkr:{self.gateway}:{slow_key}", interval=self.slow_endpoint_interval, max_wait=30)
+            # A margin over IBKR's window: it measures arrivals, we space departures, and the two jitter apart.
+            spacing = self.slow_endpoint_interval * 1.05 + 0.05
+            throttle(f"ibkr:{self.gateway}:{slow_key}", interval=spacing, max_wait=30)
         url = f"{self.base_url}{path}"
         try:
             response = self.http.request(

@@ -1,0 +1,162 @@
+"""One contract, two brokers: whatever the simulated broker does, IBKR (through the strict fake gateway) does the same,
+seen through the order service and the broker interface."""
+
+from decimal import Decimal
+
+import pytest
+
+from orders.models import Order, OrderLeg, OrderStatus, Trade
+from orders.services import Bracket, order_cancel, order_place, orders_sync
+from tests.factories import StrategyFactory, TradingSignalFactory
+
+
+def place(subject, owner, **overrides):
+    fields = {
+        "owner": owner,
+        "broker_connection": subject.connection,
+        "symbol": overrides.pop("symbol", None) or _aapl(),
+        "side": "BUY",
+        "quantity": Decimal("10"),
+        "order_type": "LMT",
+        "limit_price": Decimal("99.50"),
+        "clock": subject.clock,
+        "broker": subject.broker,
+    }
+    fields.update(overrides)
+    return order_place(**fields)
+
+
+def _aapl():
+    from tests.brokers.conftest import broker_symbol
+
+    return broker_symbol()
+
+
+def test_account_summary_starts_with_the_connections_cash(any_broker):
+    summary = any_broker.broker.account_summary()
+
+    assert summary.cash == Decimal("10000")
+    assert summary.net_liquidation == Decimal("10000")
+    assert summary.buying_power == Decimal("10000")
+
+
+def test_limit_order_goes_from_submitted_to_filled_with_position_and_execution(any_broker, owner):
+    order = place(any_broker, owner)
+    assert order.status == OrderStatus.SUBMITTED
+    assert any_broker.broker.order_status(order.broker_order_id).status == "SUBMITTED"
+
+    any_broker.market.fill(order, Decimal("99.50"))
+    trades = orders_sync(broker_connection=any_broker.connection, broker=any_broker.broker)
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.FILLED
+    assert order.filled_quantity == Decimal("10")
+    assert order.average_fill_price == Decimal("99.50")
+    assert [(t.order_id, t.quantity, t.price) for t in trades] == [(order.pk, Decimal("10"), Decimal("99.50"))]
+    assert trades[0].commission > 0
+    positions = any_broker.broker.positions()
+    assert [(p.symbol, p.quantity, p.average_cost) for p in positions] == [("AAPL", Decimal("10"), Decimal("99.50"))]
+    executions = any_broker.broker.executions()
+    assert [(e.order_ref, e.quantity, e.price) for e in executions] == [
+        (order.client_order_id, Decimal("10"), Decimal("99.50"))
+    ]
+
+
+def test_sync_records_each_execution_once(any_broker, owner):
+    order = place(any_broker, owner)
+    any_broker.market.fill(order, Decimal("99.50"))
+
+    first = orders_sync(broker_connection=any_broker.connection, broker=any_broker.broker)
+    second = orders_sync(broker_connection=any_broker.connection, broker=any_broker.broker)
+
+    assert len(first) == 1
+    assert second == []
+    assert Trade.objects.filter(order=order).count() == 1
+
+
+def test_cancelled_order_is_cancelled_at_the_broker_too(any_broker, owner):
+    order = place(any_broker, owner, limit_price=Decimal("98.00"))
+
+    order = order_cancel(order=order, broker=any_broker.broker)
+
+    assert order.status == OrderStatus.CANCELLED
+    assert any_broker.broker.order_status(order.broker_order_id).status == "CANCELLED"
+    assert list(order.status_changes.values_list("to_status", flat=True)) == [
+        "SUBMITTING",
+        "SUBMITTED",
+        "CANCEL_REQUESTED",
+        "CANCELLED",
+    ]
+
+
+def test_order_the_account_cannot_pay_for_is_rejected_with_the_brokers_reason(any_broker, owner):
+    order = place(any_broker, owner, quantity=Decimal("150"), limit_price=Decimal("100.00"))
+
+    assert order.status == OrderStatus.REJECTED
+    assert order.broker_order_id == ""
+    assert "cash" in order.status_reason or "funds" in order.status_reason
+
+
+def test_the_same_intent_twice_is_one_order_at_the_broker(any_broker, owner, aapl):
+    strategy = StrategyFactory(owner=owner, symbol=aapl, broker_connection=any_broker.connection)
+    signal = TradingSignalFactory(strategy=strategy)
+
+    first = place(any_broker, owner, strategy=strategy, signal=signal)
+    second = place(any_broker, owner, strategy=strategy, signal=signal)
+
+    assert first.client_order_id == f"s{strategy.pk}-g{signal.pk}-entry"
+    assert second.pk == first.pk
+    assert second.status == OrderStatus.SUBMITTED
+    assert Order.objects.filter(client_order_id=first.client_order_id).count() == 1
+    assert any_broker.orders_at_broker() == 1
+
+
+def test_bracket_exit_filling_cancels_the_other_exit(any_broker, owner):
+    entry = place(
+        any_broker,
+        owner,
+        limit_price=Decimal("100.00"),
+        bracket=Bracket(stop_price=Decimal("97.00"), take_profit=Decimal("103.00")),
+    )
+    stop = entry.children.get(leg=OrderLeg.STOP)
+    target = entry.children.get(leg=OrderLeg.TARGET)
+    assert (entry.status, stop.status, target.status) == ("SUBMITTED", "SUBMITTED", "SUBMITTED")
+    assert (stop.client_order_id, target.client_order_id) == (
+        f"{entry.client_order_id}-SL",
+        f"{entry.client_order_id}-TP",
+    )
+    assert stop.broker_order_id and target.broker_order_id and stop.broker_order_id != target.broker_order_id
+
+    any_broker.market.fill(entry, Decimal("100.00"))
+    orders_sync(broker_connection=any_broker.connection, broker=any_broker.broker)
+    any_broker.market.fill(target, Decimal("103.00"))
+    trades = orders_sync(broker_connection=any_broker.connection, broker=any_broker.broker)
+
+    entry.refresh_from_db()
+    stop.refresh_from_db()
+    target.refresh_from_db()
+    assert (entry.status, target.status, stop.status) == ("FILLED", "FILLED", "CANCELLED")
+    assert [(t.order_id, t.price) for t in trades] == [(target.pk, Decimal("103.00"))]
+    assert any_broker.broker.positions() == []
+
+
+@pytest.mark.parametrize("leg_fills", ["stop"], ids=["stop-fills-target-cancelled"])
+def test_bracket_stop_filling_cancels_the_target(any_broker, owner, leg_fills):
+    entry = place(
+        any_broker,
+        owner,
+        limit_price=Decimal("100.00"),
+        bracket=Bracket(stop_price=Decimal("97.00"), take_profit=Decimal("103.00")),
+    )
+    stop = entry.children.get(leg=OrderLeg.STOP)
+    target = entry.children.get(leg=OrderLeg.TARGET)
+
+    any_broker.market.fill(entry, Decimal("100.00"))
+    orders_sync(broker_connection=any_broker.connection, broker=any_broker.broker)
+    any_broker.market.fill(stop, Decimal("97.00"))
+    orders_sync(broker_connection=any_broker.connection, broker=any_broker.broker)
+
+    stop.refresh_from_db()
+    target.refresh_from_db()
+    assert (stop.status, target.status) == ("FILLED", "CANCELLED")
+    assert stop.average_fill_price == Decimal("97.00")
