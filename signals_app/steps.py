@@ -53,6 +53,59 @@ COLUMN_TYPES = {  # indicator output columns -> the indicator type, for frames g
 }
 
 
+# --- market inputs (thin wrappers over market/, so the command, the admin preview and the executor agree) -----------
+
+
+def fetch_bars(*, strategy, clock: MarketClock) -> pd.DataFrame:
+    """The strategy's bars up to the clock's now: the lookback plus the longest indicator warm-up."""
+    from market.indicators import warmup_bars
+    from market.sources import source_for_strategy
+
+    configs = _indicator_configs(strategy)
+    warmup = max((warmup_bars(c.indicator_type, c.parameters) for c in configs), default=0)
+    source = source_for_strategy(strategy)
+    return source.bars(strategy.symbol, strategy.bar_size, end=clock.now(), limit=strategy.lookback_bars + warmup)
+
+
+def calculate_indicators(*, strategy, bars_df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """name -> the frame market.indicators.compute returns, for each of the strategy's indicators, in order."""
+    from market.indicators import compute
+
+    return {c.name: compute(bars_df, c.indicator_type, c.parameters) for c in _indicator_configs(strategy)}
+
+
+def generate_charts(*, strategy, bars_df: pd.DataFrame, indicators: dict, key_prefix: str) -> list[dict]:
+    """Render and store the strategy's chart (and its weekly chart when asked for): market.charts.store_chart's
+    dicts, each with a title added."""
+    from market.charts import render_chart, store_chart
+
+    symbol = strategy.symbol.symbol
+    png = render_chart(
+        bars_df, symbol=symbol, bar_size=strategy.bar_size, indicators=indicators, bars=strategy.lookback_bars
+    )
+    charts = [{**store_chart(png, key_prefix=key_prefix), "title": f"{symbol} {strategy.bar_size}"}]
+    if strategy.weekly_chart and strategy.bar_size != "1w":
+        from market.sources import source_for_strategy
+
+        weekly = source_for_strategy(strategy).bars(
+            strategy.symbol, "1w", end=bars_df.index[-1].to_pydatetime(), limit=strategy.lookback_bars
+        )
+        if len(weekly):
+            png = render_chart(
+                weekly,
+                symbol=symbol,
+                bar_size="1w",
+                indicators=_indicator_configs(strategy),
+                bars=strategy.lookback_bars,
+            )
+            charts.append({**store_chart(png, key_prefix=key_prefix), "title": f"{symbol} 1w"})
+    return charts
+
+
+def _indicator_configs(strategy) -> list:
+    return [link.indicator for link in strategy.strategy_indicators.select_related("indicator").order_by("position")]
+
+
 # --- build_context ------------------------------------------------------------------------------------------------
 
 
