@@ -1,0 +1,468 @@
+"""Fills into positions and P&L; valuation, snapshots, statistics; reconciliation against the broker.
+
+Average-cost accounting: a BUY fill adds to the position at its price (commission included in the cost), a SELL
+fill realises (price − average cost) × quantity − commission. A trade is applied exactly once: `realized_pnl` is
+NULL until it is, and applying it sets it in the same transaction as the position change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from market.models import Bar
+from orders.models import Order, OrderLeg, OrderSide, OrderType, TimeInForce, Trade
+from portfolio.models import PortfolioSnapshot, Position, Reconciliation
+from signals_app.models import TradingSignal
+from trading.models import BrokerConnection
+
+logger = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+PRICE_Q = Decimal("0.000001")
+PNL_Q = Decimal("0.0001")
+MONEY_Q = Decimal("0.01")
+
+
+# --- fills ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FillResult:
+    trade: Trade
+    position: Position | None
+    realized_pnl: Decimal
+    closed: bool = False
+    applied: bool = True  # False: it had been applied before
+
+
+def fill_apply(*, trade: Trade) -> FillResult:
+    """Apply one fill to its position: open, grow, reduce or close it, realise P&L, and settle the outcome and R
+    multiple of the signals behind it. Applying the same trade again changes nothing."""
+    with transaction.atomic():
+        trade = Trade.objects.select_for_update().select_related("order").get(pk=trade.pk)
+        if trade.realized_pnl is not None:
+            return FillResult(trade=trade, position=None, realized_pnl=trade.realized_pnl, applied=False)
+        order = trade.order
+        position = (
+            Position.objects.select_for_update()
+            .filter(owner_id=order.owner_id, strategy_id=order.strategy_id, symbol_id=order.symbol_id)
+            .filter(closed_at__isnull=True)
+            .first()
+        )
+        if order.side == OrderSide.BUY:
+            result = _apply_buy(trade, order, position)
+        else:
+            result = _apply_sell(trade, order, position)
+        Trade.objects.filter(pk=trade.pk).update(realized_pnl=result.realized_pnl)
+        trade.realized_pnl = result.realized_pnl
+    if result.position is not None:
+        _signals_settle(result.position)
+    return result
+
+
+def _apply_buy(trade: Trade, order, position: Position | None) -> FillResult:
+    if position is None:
+        position = Position(
+            owner_id=order.owner_id,
+            strategy_id=order.strategy_id,
+            symbol_id=order.symbol_id,
+            quantity=ZERO,
+            average_cost=ZERO,
+            opened_at=trade.executed_at,
+        )
+    cost = position.quantity * position.average_cost + trade.quantity * trade.price + trade.commission
+    position.quantity += trade.quantity
+    position.average_cost = (cost / position.quantity).quantize(PRICE_Q)
+    signal = order.signal
+    if signal is not None:
+        position.stop_loss = signal.stop_loss or position.stop_loss
+        position.take_profit = signal.take_profit or position.take_profit
+    position.save()
+    if order.position_id is None:
+        Order.objects.filter(pk=order.pk).update(position=position)
+        Order.objects.filter(parent=order).update(position=position)
+    return FillResult(trade=trade, position=position, realized_pnl=ZERO)
+
+
+def _apply_sell(trade: Trade, order, position: Position | None) -> FillResult:
+    if position is None:
+        # Nothing of ours to sell (a manual sale at the broker): realise only the commission and let
+        # reconciliation flag the difference.
+        logger.warning("sell fill %s has no open position to reduce", trade.broker_execution_id)
+        return FillResult(trade=trade, position=None, realized_pnl=(-trade.commission).quantize(PNL_Q))
+    quantity = min(trade.quantity, position.quantity)
+    if quantity < trade.quantity:
+        logger.warning("sell fill %s is larger than the position %s", trade.broker_execution_id, position.pk)
+    realized = ((trade.price - position.average_cost) * quantity - trade.commission).quantize(PNL_Q)
+    position.quantity -= quantity
+    position.realized_pnl += realized
+    closed = position.quantity == 0
+    if closed:
+        position.closed_at = max(trade.executed_at, position.opened_at)
+    position.save()
+    if order.position_id is None:
+        Order.objects.filter(pk=order.pk).update(position=position)
+    return FillResult(trade=trade, position=position, realized_pnl=realized, closed=closed)
+
+
+def _signals_settle(position: Position) -> None:
+    """The outcome and R multiple of the signals whose entries built this position (signals_app works them out from
+    the fills: entries, and exits that carry the position)."""
+    from signals_app.services import signal_outcomes_settle
+
+    signal_ids = (
+        Order.objects.filter(position=position, side=OrderSide.BUY, signal__isnull=False)
+        .values_list("signal_id", flat=True)
+        .distinct()
+    )
+    signals = list(TradingSignal.objects.filter(pk__in=list(signal_ids)))
+    if signals:
+        signal_outcomes_settle(signals=signals)
+
+
+# --- exits -----------------------------------------------------------------------------------------------------
+
+
+def position_exit_place(
+    *, position: Position, limit_price: Decimal, source: str, signal=None, clock=None, client_order_id=None
+) -> Order:
+    """Close a position with a DAY limit SELL of all of it through the order service. Open bracket exits of the
+    position are cancelled first, so the position is not sold twice."""
+    from orders.services import order_cancel, order_place
+
+    strategy = position.strategy
+    connection = strategy.broker_connection if strategy is not None else None
+    for child in Order.objects.filter(parent__position=position, side=OrderSide.SELL).open():
+        try:
+            order_cancel(order=child, clock=clock)
+        except Exception as exc:  # the exit still goes out; reconciliation reports a double sale
+            logger.warning("could not cancel bracket exit %s: %s", child.client_order_id, exc)
+    return order_place(
+        owner=position.owner,
+        broker_connection=connection,
+        symbol=position.symbol,
+        side=OrderSide.SELL,
+        quantity=position.quantity,
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal(limit_price).quantize(Decimal("0.01"), rounding=ROUND_DOWN),
+        tif=TimeInForce.DAY,
+        strategy=strategy,
+        signal=signal,
+        leg=OrderLeg.EXIT,
+        source=source,
+        position=position,
+        client_order_id=client_order_id,
+        clock=clock,
+    )
+
+
+# --- valuation -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PositionValue:
+    position_id: int
+    strategy_id: int | None
+    symbol: str
+    quantity: Decimal
+    average_cost: Decimal
+    price: Decimal | None
+    market_value: Decimal
+    unrealized_pnl: Decimal
+
+
+@dataclass(frozen=True)
+class Valuation:
+    at: dt.datetime
+    cash: Decimal
+    positions_value: Decimal
+    total_value: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    positions: list[PositionValue] = field(default_factory=list)
+
+
+def position_price(position: Position) -> tuple[Decimal | None, dt.datetime]:
+    """The position's price now by its strategy's market clock and bar source; else the last stored close."""
+    from market.clock import WallClock
+
+    if position.strategy is not None:
+        try:
+            from market.clock import clock_for_strategy
+            from market.sources import source_for_strategy
+
+            clock = clock_for_strategy(position.strategy)
+            return source_for_strategy(position.strategy).latest_price(position.symbol, at=clock.now()), clock.now()
+        except Exception as exc:  # a source that cannot answer falls back to the stored bars
+            logger.info("no live price for %s: %s", position.symbol, exc)
+    now = WallClock().now()
+    close = Bar.objects.for_symbol(position.symbol).up_to(now).newest_first().values_list("close", flat=True).first()
+    return close, now
+
+
+def cash_ledger(*, owner) -> Decimal:
+    """Cash by our own books: the simulated accounts' starting cash plus sales, less purchases and commissions."""
+    start = (
+        BrokerConnection.objects.filter(owner=owner, kind="simulated").aggregate(total=Sum("starting_cash"))["total"]
+        or ZERO
+    )
+    flows = ZERO
+    for side, quantity, price, commission in Trade.objects.filter(order__owner=owner).values_list(
+        "order__side", "quantity", "price", "commission"
+    ):
+        amount = quantity * price
+        flows += (amount if side == OrderSide.SELL else -amount) - commission
+    return (start + flows).quantize(MONEY_Q)
+
+
+def portfolio_valuation(*, owner, cash: Decimal | None = None) -> Valuation:
+    """Open positions at their clocks' current prices, cash (ours unless given, e.g. the broker's), realised and
+    unrealised P&L."""
+    values: list[PositionValue] = []
+    at = timezone.now()
+    for position in Position.objects.for_owner(owner).open().select_related("symbol", "strategy"):
+        price, at = position_price(position)
+        market_value = (position.quantity * price) if price is not None else position.quantity * position.average_cost
+        unrealized = (market_value - position.quantity * position.average_cost) if price is not None else ZERO
+        values.append(
+            PositionValue(
+                position_id=position.pk,
+                strategy_id=position.strategy_id,
+                symbol=position.symbol.symbol,
+                quantity=position.quantity,
+                average_cost=position.average_cost,
+                price=price,
+                market_value=market_value.quantize(MONEY_Q),
+                unrealized_pnl=unrealized.quantize(MONEY_Q),
+            )
+        )
+    cash = cash_ledger(owner=owner) if cash is None else cash
+    positions_value = sum((v.market_value for v in values), ZERO)
+    realized = Trade.objects.filter(order__owner=owner).aggregate(total=Sum("realized_pnl"))["total"] or ZERO
+    return Valuation(
+        at=at,
+        cash=cash,
+        positions_value=positions_value,
+        total_value=(cash + positions_value).quantize(MONEY_Q),
+        realized_pnl=realized.quantize(MONEY_Q),
+        unrealized_pnl=sum((v.unrealized_pnl for v in values), ZERO),
+        positions=values,
+    )
+
+
+def snapshot_take(*, owner, taken_at: dt.datetime | None = None) -> PortfolioSnapshot:
+    valuation = portfolio_valuation(owner=owner)
+    return PortfolioSnapshot.objects.create(
+        owner=owner,
+        cash=valuation.cash,
+        positions_value=valuation.positions_value,
+        total_value=valuation.total_value,
+        realized_pnl=valuation.realized_pnl,
+        unrealized_pnl=valuation.unrealized_pnl,
+        taken_at=taken_at or timezone.now(),
+    )
+
+
+# --- statistics ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Statistics:
+    trades: int
+    wins: int
+    losses: int
+    win_rate: Decimal | None
+    average_win: Decimal | None
+    average_loss: Decimal | None
+    largest_win: Decimal | None
+    largest_loss: Decimal | None
+    total_pnl: Decimal
+    max_drawdown: Decimal
+
+
+def portfolio_statistics(*, owner, strategy=None) -> Statistics:
+    """Over closing fills (sells): count, win rate, average and extreme wins and losses, total realised P&L, and the
+    largest fall of cumulative realised P&L from a peak."""
+    sells = Trade.objects.filter(order__owner=owner, order__side=OrderSide.SELL, realized_pnl__isnull=False)
+    if strategy is not None:
+        sells = sells.filter(order__strategy=strategy)
+    pnls = list(sells.order_by("executed_at", "id").values_list("realized_pnl", flat=True))
+    wins = [p for p in pnls if p > 0]
+    losses = [p for p in pnls if p < 0]
+    peak = running = drawdown = ZERO
+    for pnl in pnls:
+        running += pnl
+        peak = max(peak, running)
+        drawdown = max(drawdown, peak - running)
+    return Statistics(
+        trades=len(pnls),
+        wins=len(wins),
+        losses=len(losses),
+        win_rate=(Decimal(len(wins)) / len(pnls)).quantize(PNL_Q) if pnls else None,
+        average_win=(sum(wins) / len(wins)).quantize(MONEY_Q) if wins else None,
+        average_loss=(sum(losses) / len(losses)).quantize(MONEY_Q) if losses else None,
+        largest_win=max(wins) if wins else None,
+        largest_loss=min(losses) if losses else None,
+        total_pnl=sum(pnls, ZERO),
+        max_drawdown=drawdown,
+    )
+
+
+# --- reconciliation ------------------------------------------------------------------------------------------------
+
+
+def positions_reconcile(*, broker_connection: BrokerConnection, broker_positions) -> Reconciliation:
+    """Compare our open positions for this account with what the broker holds. Differences are recorded and
+    flagged, never "fixed": a person decides which side is wrong."""
+    ours: dict[str, Decimal] = {}
+    for symbol, quantity in (
+        Position.objects.open()
+        .filter(owner=broker_connection.owner, strategy__broker_connection=broker_connection)
+        .values_list("symbol__symbol", "quantity")
+    ):
+        ours[symbol] = ours.get(symbol, ZERO) + quantity
+    theirs: dict[str, Decimal] = {}
+    for held in broker_positions:
+        if held.quantity:
+            theirs[held.symbol] = theirs.get(held.symbol, ZERO) + Decimal(held.quantity)
+    drift = [
+        {"symbol": symbol, "ours": str(ours.get(symbol, ZERO)), "broker": str(theirs.get(symbol, ZERO))}
+        for symbol in sorted(set(ours) | set(theirs))
+        if ours.get(symbol, ZERO) != theirs.get(symbol, ZERO)
+    ]
+    return Reconciliation.objects.create(
+        broker_connection=broker_connection, has_drift=bool(drift), drift=drift, checked_at=timezone.now()
+    )
+
+
+# --- tracking: orders to fills to positions -------------------------------------------------------------------------
+
+
+def connection_clock(broker_connection: BrokerConnection):
+    """The clock a connection's orders are judged by: its playback strategy's when its open orders all belong to one
+    (the simulated broker fills by that strategy's cursor), else real time."""
+    from market.clock import WallClock, clock_for_strategy
+    from trading.models import MarketDataSource, Strategy
+
+    strategy_ids = set(Order.objects.for_connection(broker_connection).open().values_list("strategy_id", flat=True))
+    strategies = list(Strategy.objects.filter(pk__in=strategy_ids - {None}))
+    if (
+        len(strategies) == 1
+        and len(strategy_ids) == 1
+        and strategies[0].market_data_source == MarketDataSource.PLAYBACK
+    ):
+        return clock_for_strategy(strategies[0])
+    return WallClock()
+
+
+def connection_track(*, broker_connection: BrokerConnection, clock=None) -> list[FillResult]:
+    """Poll one account: order states and new fills (orders_sync), book each fill into positions and P&L, reconcile
+    DAY orders left open after their session, and notify the owner of fills and rejections."""
+    from orders.services import orders_sync
+    from trading.broker import broker_for
+    from trading.notifications import notify_fill, notify_rejection
+
+    clock = clock or connection_clock(broker_connection)
+    rejected_before = set(
+        Order.objects.for_connection(broker_connection).filter(status="REJECTED").values_list("pk", flat=True)
+    )
+    broker = broker_for(broker_connection, clock=clock)
+    orders_sync(broker_connection=broker_connection, broker=broker, clock=clock)
+    results = []
+    # Every fill of this account not booked yet, including any a crash left behind after orders_sync recorded it.
+    for trade in Trade.objects.filter(order__broker_connection=broker_connection, realized_pnl__isnull=True).order_by(
+        "executed_at", "pk"
+    ):
+        result = fill_apply(trade=trade)
+        if result.applied:
+            results.append(result)
+            notify_fill(trade=result.trade)
+    _day_orders_expire(broker_connection=broker_connection, broker=broker, clock=clock)
+    for order in (
+        Order.objects.for_connection(broker_connection).filter(status="REJECTED").exclude(pk__in=rejected_before)
+    ):
+        notify_rejection(order=order)
+    return results
+
+
+def _day_orders_expire(*, broker_connection: BrokerConnection, broker, clock) -> None:
+    """A DAY order still open after its session's close is asked about again; if the broker still calls it working,
+    it is cancelled, so no order outlives the day it was meant for."""
+    from orders.services import order_cancel, order_reconcile
+    from trading.broker.hours import day_order_session, session_close
+
+    now = clock.now()
+    for order in Order.objects.for_connection(broker_connection).open().filter(time_in_force=TimeInForce.DAY):
+        placed = order.submitted_at or order.created_at
+        if session_close(day_order_session(placed, order.symbol.time_zone), order.symbol.time_zone) > now:
+            continue
+        try:
+            order = order_reconcile(order=order, broker=broker, clock=clock)
+            if order.is_open and order.broker_order_id:
+                order_cancel(order=order, broker=broker, clock=clock)
+        except Exception as exc:
+            logger.warning("DAY order %s open after its session: %s", order.client_order_id, exc)
+
+
+# --- the stop/target watch ----------------------------------------------------------------------------------------
+
+
+def stops_watch(*, allowance: Decimal | None = None) -> list[Order]:
+    """Exit open positions that have a stop or target but no bracket working for them, once the last price (by the
+    strategy's clock) reaches one: a marketable DAY limit at the last price less `allowance` (STOP_WATCH_ALLOWANCE).
+    One exit per position per trading day: its client order id says which."""
+    from django.conf import settings
+
+    from market.clock import clock_for_strategy
+    from orders.models import OrderSource
+
+    allowance = Decimal(str(settings.STOP_WATCH_ALLOWANCE)) if allowance is None else allowance
+    placed = []
+    positions = (
+        Position.objects.open()
+        .filter(strategy__isnull=False)
+        .exclude(stop_loss__isnull=True, take_profit__isnull=True)
+        .select_related("strategy__broker_connection", "symbol", "owner")
+    )
+    for position in positions:
+        guarded = Order.objects.filter(position=position, side=OrderSide.SELL).exclude(
+            status__in=["FILLED", "CANCELLED", "REJECTED", "EXPIRED"]
+        )
+        if guarded.exists():  # a bracket exit or an earlier exit is working
+            continue
+        price, _ = position_price(position)
+        if price is None:
+            continue
+        hit_stop = position.stop_loss is not None and price <= position.stop_loss
+        hit_target = position.take_profit is not None and price >= position.take_profit
+        if not (hit_stop or hit_target):
+            continue
+        clock = clock_for_strategy(position.strategy)
+        day = clock.trading_day(position.symbol.time_zone)
+        order = position_exit_place(
+            position=position,
+            limit_price=price * (1 - allowance),
+            source=OrderSource.STOP_WATCH,
+            clock=clock,
+            client_order_id=f"w{position.pk}-{day:%Y%m%d}",
+        )
+        logger.info(
+            "stop watch: %s %s at %s (%s)", position.symbol.symbol, "stop" if hit_stop else "target", price, order
+        )
+        placed.append(order)
+    return placed
+
+
+def snapshots_take() -> list[PortfolioSnapshot]:
+    """A snapshot for every owner with a broker connection or a position."""
+    from django.contrib.auth import get_user_model
+
+    owners = get_user_model().objects.filter(broker_connections__isnull=False).distinct()
+    return [snapshot_take(owner=owner) for owner in owners]

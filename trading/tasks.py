@@ -1,0 +1,112 @@
+"""Celery tasks: thin. Each takes ids, re-fetches, returns quietly when the row is gone, and calls services.
+
+- `trading.strategy_due` is what each strategy's PeriodicTask fires: it claims the strategy, creates the execution
+  and enqueues `trading.strategy_run` with its id once that is committed.
+- `trading.strategy_run` runs (or resumes) the execution; with PIPELINE_SPLIT_QUEUES it hops queues between steps.
+- `trading.orders_track` fans out one `trading.orders_track_connection` per account with working orders.
+- `trading.stops_watch` and `trading.portfolio_snapshots` run on beat's fixed schedule (config/celery.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import transaction
+
+from trading import executor
+from trading.coordination import LockTimeout, lock
+from trading.models import BrokerConnection, ExecutionStatus, Strategy, StrategyExecution
+from trading.services import AlreadyRunning, execution_claim_renew, execution_finish, execution_start
+
+logger = logging.getLogger(__name__)
+
+# A run the workers have not started within this long is dropped (the next scheduled one will come).
+RUN_EXPIRES_SECONDS = 600
+
+
+@shared_task(name="trading.strategy_due", ignore_result=True)
+def strategy_due(strategy_id: int, trigger: str = "schedule") -> str | None:
+    strategy = Strategy.objects.filter(pk=strategy_id).first()
+    if strategy is None:
+        return None
+    try:
+        with transaction.atomic():
+            execution = execution_start(strategy=strategy, trigger=trigger)
+            execution_id = str(execution.pk)
+            transaction.on_commit(lambda: strategy_run_enqueue(execution_id))
+    except AlreadyRunning as exc:
+        logger.info("%s: not started", exc)
+        return None
+    return execution_id
+
+
+def strategy_run_enqueue(execution_id: str, queue: str | None = None) -> None:
+    options = {"expires": RUN_EXPIRES_SECONDS}
+    if queue:
+        options["queue"] = queue
+    strategy_run.apply_async(args=[execution_id], kwargs={"queue": queue}, **options)
+
+
+@shared_task(name="trading.strategy_run", ignore_result=True)
+def strategy_run(execution_id: str, queue: str | None = None) -> str | None:
+    execution = StrategyExecution.objects.filter(pk=execution_id).first()
+    if execution is None or execution.status != ExecutionStatus.RUNNING:
+        return None
+    if not execution_claim_renew(execution=execution):
+        execution_finish(
+            execution=execution, status=ExecutionStatus.SKIPPED, error="another run of this strategy holds it"
+        )
+        return ExecutionStatus.SKIPPED
+    outcome = executor.execute(execution_id, queue=queue)
+    if outcome.handoff_queue:
+        strategy_run_enqueue(execution_id, outcome.handoff_queue)
+    return outcome.status
+
+
+@shared_task(name="trading.orders_track", ignore_result=True)
+def orders_track() -> int:
+    """One poll across all strategies: one task per account that has orders still working or unsettled."""
+    from orders.models import OPEN_STATUSES
+
+    connection_ids = list(
+        BrokerConnection.objects.filter(orders__status__in=[*OPEN_STATUSES, "SUBMITTING"])
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    for connection_id in connection_ids:
+        orders_track_connection.apply_async(args=[connection_id], expires=60)
+    return len(connection_ids)
+
+
+@shared_task(name="trading.orders_track_connection", ignore_result=True)
+def orders_track_connection(connection_id: int) -> int:
+    from portfolio.services import connection_track
+
+    connection = BrokerConnection.objects.filter(pk=connection_id).first()
+    if connection is None:
+        return 0
+    try:
+        # One poll per account at a time; the IBKR client keeps its 1-request-per-5-s endpoints throttled inside.
+        with lock(f"orders-track:{connection_id}", ttl=120, wait=0):
+            return len(connection_track(broker_connection=connection))
+    except LockTimeout:
+        return 0
+
+
+@shared_task(name="trading.stops_watch", ignore_result=True)
+def stops_watch() -> int:
+    from portfolio.services import stops_watch as watch
+
+    try:
+        with lock("stops-watch", ttl=120, wait=0):
+            return len(watch())
+    except LockTimeout:
+        return 0
+
+
+@shared_task(name="trading.portfolio_snapshots", ignore_result=True)
+def portfolio_snapshots() -> int:
+    from portfolio.services import snapshots_take
+
+    return len(snapshots_take())
