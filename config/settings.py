@@ -171,13 +171,14 @@ else:
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", doc="Celery broker, a Redis URL (default: filesystem under var/)")
 if not CELERY_BROKER_URL:
     _queue_dir = VAR_DIR / "celery-broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir / "queue"),
         "data_folder_out": str(_queue_dir / "queue"),
         "processed_folder": str(_queue_dir / "processed"),
+        "control_folder": str(_queue_dir / "control"),  # broadcasts (pidbox); default is the working directory
         "store_processed": False,
     }
 CELERY_RESULT_BACKEND = "django-db"
