@@ -10,6 +10,15 @@ app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Fixed schedules (each strategy's own schedule is its PeriodicTask row, written by trading.services). Each expires
+# within its own interval, so a backlog of missed polls is dropped rather than run back to back.
+app.conf.beat_schedule = {
+    **(app.conf.beat_schedule or {}),
+    "orders-track": {"task": "trading.orders_track", "schedule": 15.0, "options": {"expires": 15}},
+    "stops-watch": {"task": "trading.stops_watch", "schedule": 60.0, "options": {"expires": 60}},
+    "portfolio-snapshots": {"task": "trading.portfolio_snapshots", "schedule": 900.0, "options": {"expires": 900}},
+}
+
 
 @app.task(name="config.ping")
 def ping(value: str = "pong") -> str:
