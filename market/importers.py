@@ -86,18 +86,24 @@ class ParsedBars:
 
 def bar_problem(open_: Decimal, high: Decimal, low: Decimal, close: Decimal, volume: Decimal) -> str | None:
     """Why these prices cannot be a bar, or None. The same rules as Bar's database constraints."""
-    for name, value in (("open", open_), ("high", high), ("low", low), ("close", close)):
+    o, h, lo, c, v = (_plain(value) for value in (open_, high, low, close, volume))
+    for name, value, shown in (("open", open_, o), ("high", high, h), ("low", low, lo), ("close", close, c)):
         if value <= 0:
-            return f"{name} {value} is not a positive price"
+            return f"{name} {shown} is not a positive price"
     if high < low:
-        return f"high {high} is below low {low}"
+        return f"high {h} is below low {lo}"
     if not low <= open_ <= high:
-        return f"open {open_} is outside the low-high range {low}-{high}"
+        return f"open {o} is outside the low-high range {lo}-{h}"
     if not low <= close <= high:
-        return f"close {close} is outside the low-high range {low}-{high}"
+        return f"close {c} is outside the low-high range {lo}-{h}"
     if volume < 0:
-        return f"volume {volume} is negative"
+        return f"volume {v} is negative"
     return None
+
+
+def _plain(value) -> str:
+    """9.000000 -> 9, 209.419998 -> 209.419998: the number as a person would write it."""
+    return f"{Decimal(str(value)).normalize():f}"
 
 
 def read_bars_file(path: str | Path, *, bar_size: str = "1d", tz: str = "UTC", symbol: str | None = None) -> ParsedBars:
@@ -247,11 +253,11 @@ def _to_utc(stamp: dt.datetime, zone: ZoneInfo, tz: str) -> tuple[dt.datetime, s
     if stamp.tzinfo is not None:
         return stamp.astimezone(dt.UTC), None
     early, late = stamp.replace(tzinfo=zone, fold=0), stamp.replace(tzinfo=zone, fold=1)
-    if early.utcoffset() != late.utcoffset():
-        return stamp, f"{stamp:%Y-%m-%d %H:%M} happens twice in {tz} (clocks went back): ambiguous"
     utc = early.astimezone(dt.UTC)
     if utc.astimezone(zone).replace(tzinfo=None) != stamp:
         return stamp, f"{stamp:%Y-%m-%d %H:%M} does not exist in {tz} (clocks went forward)"
+    if early.utcoffset() != late.utcoffset():
+        return stamp, f"{stamp:%Y-%m-%d %H:%M} happens twice in {tz} (clocks went back): ambiguous"
     return utc, None
 
 
