@@ -1,0 +1,103 @@
+# The two commands: `make run` (the embedded default: SQLite, filesystem broker, no server) and `make test`
+# (PostgreSQL, Redis and a loopback S3 server). `make lint` and `make bench` are what CI and reviewers run.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.installed-requirements
+DEV_STAMP := $(VENV)/.installed-requirements-dev
+
+# make run serves here; honcho hands PORT to the first Procfile entry (web).
+PORT ?= 8000
+
+# make test and make bench: the caller's DATABASE_URL / REDIS_URL win, else the local servers.
+TEST_DATABASE_URL := $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/trading)
+TEST_REDIS_URL := $(or $(REDIS_URL),redis://127.0.0.1:6379/15)
+SERVICES_ENV := DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)"
+CHROMIUM := /usr/bin/chromium
+
+.DEFAULT_GOAL := help
+.PHONY: help venv dev-venv migrate seed run test lint format bench database chromium clean
+
+help:
+	@echo "make run    - install into .venv, migrate, load the demo, serve web+worker+beat on http://127.0.0.1:$(PORT)"
+	@echo "make test   - the whole suite on PostgreSQL, Redis and a loopback S3 server"
+	@echo "make lint   - ruff check, ruff format --check, makemigrations --check"
+	@echo "make bench  - every benchmarks/*.py script"
+	@echo "make venv | migrate | format | clean"
+
+# --- The virtualenv: reinstalled only when a requirements file changes (the stamps record the last install). ---
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $(RUN_STAMP) $@
+
+venv: $(RUN_STAMP)
+
+dev-venv: $(DEV_STAMP)
+
+# --- make run ---------------------------------------------------------------------------------------------------
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+run: seed
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@echo "Serving http://127.0.0.1:$(PORT)/ (web, worker, beat). Ctrl-C stops all three."
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start --port $(PORT)
+
+# --- make test ------------------------------------------------------------------------------------------------------
+
+database: dev-venv
+	$(PY) .ci/create_database.py "$(TEST_DATABASE_URL)"
+
+# Browser tests drive Debian's Chromium through Playwright; install it once, quietly.
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		echo "Installing Chromium for the browser tests (apt-get)..."; \
+		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: database chromium
+	$(SERVICES_ENV) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+
+# --- make lint / bench / clean --------------------------------------------------------------------------------------
+
+lint: dev-venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+format: dev-venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# Every script runs even when one fails; the target fails if any did.
+bench: database
+	$(SERVICES_ENV) $(PY) manage.py migrate --noinput --verbosity 0
+	@failed=0; found=0; \
+	for script in benchmarks/*.py; do \
+		[ -e "$$script" ] || continue; found=1; \
+		echo "== $$script"; \
+		$(SERVICES_ENV) DJANGO_SETTINGS_MODULE=config.settings PYTHONPATH="$(CURDIR)" $(PY) "$$script" || failed=1; \
+	done; \
+	[ $$found -eq 1 ] || echo "no benchmarks/*.py yet"; \
+	exit $$failed
+
+# Leaves .venv and var/ (the demo database) alone: `rm -rf .venv var` starts from scratch.
+clean:
+	rm -rf var/static .pytest_cache test-output benchmarks/output
+	find . -name __pycache__ -type d -not -path "./.git/*" -prune -exec rm -rf {} +
