@@ -147,7 +147,10 @@ class TradingSignal(models.Model):
             models.CheckConstraint(
                 condition=~Q(action="BUY")
                 | Q(
+                    # SQL passes a CHECK that is NULL, so "stop < entry" alone would let a BUY without a stop in.
                     entry_price__isnull=False,
+                    stop_loss__isnull=False,
+                    take_profit__isnull=False,
                     stop_loss__lt=models.F("entry_price"),
                     take_profit__gt=models.F("entry_price"),
                 ),

@@ -66,6 +66,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             "of their own, e.g. redis://127.0.0.1:6379/15.",
             returncode=pytest.ExitCode.USAGE_ERROR,
         )
+    # PBKDF2 costs ~0.2 s a password by design; tests create thousands of users. Logins still check hashes.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     try:
         redis.Redis.from_url(settings.REDIS_URL).flushdb()  # this database only, never FLUSHALL
     except redis.RedisError as exc:
