@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 
 from trading.models import (
@@ -7,6 +8,14 @@ from trading.models import (
     StrategyExecution,
     StrategyIndicator,
     UserProfile,
+)
+from trading.services import (
+    cron_fields,
+    strategy_delete,
+    strategy_pause,
+    strategy_resume,
+    strategy_save,
+    timezone_validate,
 )
 
 
@@ -40,6 +49,16 @@ class StrategyIndicatorInline(admin.TabularInline):
     raw_id_fields = ["indicator"]
 
 
+class StrategyAdminForm(forms.ModelForm):
+    """The schedule is checked where it is typed: a bad cron expression or time zone is a field error."""
+
+    def clean_schedule_cron(self) -> str:
+        return " ".join(cron_fields(self.cleaned_data["schedule_cron"]).values())
+
+    def clean_schedule_timezone(self) -> str:
+        return timezone_validate(self.cleaned_data["schedule_timezone"])
+
+
 @admin.register(Strategy)
 class StrategyAdmin(admin.ModelAdmin):
     list_display = [
@@ -60,6 +79,31 @@ class StrategyAdmin(admin.ModelAdmin):
     raw_id_fields = ["symbol", "prompt_template", "pinned_prompt_version", "broker_connection"]
     readonly_fields = ["periodic_task", "last_execution_at", "next_execution_at", "created_at", "updated_at"]
     inlines = [StrategyIndicatorInline]
+    actions = ["pause", "resume"]
+
+    form = StrategyAdminForm
+
+    # Saves and deletes go through the strategy service, so the strategy's PeriodicTask follows in the same
+    # transaction (the admin wraps each change in one).
+    def save_model(self, request, obj, form, change) -> None:
+        strategy_save(strategy=obj)
+
+    def delete_model(self, request, obj) -> None:
+        strategy_delete(strategy=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for strategy in queryset:
+            strategy_delete(strategy=strategy)
+
+    @admin.action(description="Pause the selected strategies")
+    def pause(self, request, queryset) -> None:
+        for strategy in queryset:
+            strategy_pause(strategy=strategy)
+
+    @admin.action(description="Resume the selected strategies")
+    def resume(self, request, queryset) -> None:
+        for strategy in queryset:
+            strategy_resume(strategy=strategy)
 
 
 @admin.register(StrategyExecution)
