@@ -1,22 +1,46 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
 
+from market.api import SymbolViewSet
+from orders.api import OrderViewSet
+from portfolio.api import PortfolioViewSet
+from signals_app.api import PromptTemplateViewSet, SignalViewSet
+from trading.api import AvailableIndicatorsView, ExecutionViewSet, IndicatorConfigViewSet, StrategyViewSet
 
-@login_required
-def home(request):
-    return render(request, "home.html")
+router = DefaultRouter()
+router.register("symbols", SymbolViewSet, basename="api-symbol")
+router.register("indicators/configurations", IndicatorConfigViewSet, basename="api-indicator-config")
+router.register("prompts", PromptTemplateViewSet, basename="api-prompt")
+router.register("strategies", StrategyViewSet, basename="api-strategy")
+router.register("executions", ExecutionViewSet, basename="api-execution")
+router.register("signals", SignalViewSet, basename="api-signal")
+router.register("orders", OrderViewSet, basename="api-order")
+router.register("portfolio", PortfolioViewSet, basename="api-portfolio")
 
+api_patterns = [
+    path("indicators/available/", AvailableIndicatorsView.as_view(), name="api-indicators-available"),
+    path("lineage/", include("lineage.api")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("", include(router.urls)),
+]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/lineage/", include("lineage.api")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("", home, name="home"),
+    path("api/", include(api_patterns)),
+    path("", include("trading.urls")),
+    path("", include("market.urls")),
+    path("", include("signals_app.urls")),
+    path("", include("orders.urls")),
+    path("", include("portfolio.urls")),
+    path("", include("lineage.urls")),
 ]
 
 if settings.DEBUG:

@@ -8,9 +8,9 @@ import difflib
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.db.models import Count, Max, Prefetch, Q
+from django.db.models import Count, Max, Q
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -18,7 +18,7 @@ from lineage.models import LineageRecord
 from market.views import CHART_STEP, chart_entries
 from orders.models import Order
 from signals_app.forms import PromptTemplateForm, PromptVersionForm, SignalFilterForm
-from signals_app.models import LLMCall, PromptTemplate, PromptVersion, TradingSignal
+from signals_app.models import LLMCall, PromptTemplate, TradingSignal
 from signals_app.prompts import CONTEXT_VARIABLES, PromptRenderError, prompt_version_create, render_prompt
 from trading.models import Strategy
 from trading.pages import paginate, redirect_to, render_page
@@ -60,7 +60,10 @@ def prompt_list(request: HttpRequest) -> HttpResponse:
             template.owner = request.user
             template.save()
             prompt_version_create(
-                template=template, body=form.cleaned_data["body"], created_by=request.user, note=form.cleaned_data["note"]
+                template=template,
+                body=form.cleaned_data["body"],
+                created_by=request.user,
+                note=form.cleaned_data["note"],
             )
         messages.success(request, f"Saved {template.name} v1.")
         return redirect_to(request, "prompt_detail", template_id=template.pk)
@@ -85,7 +88,10 @@ def prompt_detail(request: HttpRequest, template_id: int) -> HttpResponse:
         template = get_editable_prompt_for_user(request.user, template_id)
         if form.is_valid():
             version = prompt_version_create(
-                template=template, body=form.cleaned_data["body"], created_by=request.user, note=form.cleaned_data["note"]
+                template=template,
+                body=form.cleaned_data["body"],
+                created_by=request.user,
+                note=form.cleaned_data["note"],
             )
             if latest is not None and version.pk == latest.pk:
                 messages.info(request, "The text is unchanged: no new version.")
@@ -146,9 +152,11 @@ def prompt_diff(request: HttpRequest, template_id: int) -> HttpResponse:
 def prompt_preview(request: HttpRequest, template_id: int) -> HttpResponse:
     """A version rendered against one of the user's strategies, with that strategy's latest data."""
     template = get_prompt_for_user(request.user, template_id)
-    version = get_object_or_404(template.versions, number=request.GET.get("version") or 0) if request.GET.get(
-        "version"
-    ) else template.versions.order_by("-number").first()
+    version = (
+        get_object_or_404(template.versions, number=request.GET.get("version") or 0)
+        if request.GET.get("version")
+        else template.versions.order_by("-number").first()
+    )
     strategy = get_object_or_404(Strategy.objects.for_owner(request.user), pk=request.GET.get("strategy") or 0)
     text, error = "", ""
     if version is None:
@@ -238,5 +246,3 @@ def signal_detail(request: HttpRequest, signal_id: int) -> HttpResponse:
         "orders": Order.objects.filter(signal=signal).select_related("symbol").order_by("created_at"),
     }
     return render_page(request, "signals_app/signal_detail.html", context)
-
-

@@ -1,0 +1,165 @@
+"""API: orders (list, status, a manual order through the order service, cancel)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from market.models import Symbol
+from orders import services
+from orders.models import Order, OrderSide, OrderStatusChange, OrderType, TimeInForce, Trade
+from trading.api import OwnedPrimaryKeyField
+from trading.broker import BrokerError
+from trading.models import BrokerConnection
+
+
+class StatusChangeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderStatusChange
+        fields = ["from_status", "to_status", "reason", "changed_at"]
+        read_only_fields = fields
+
+
+class TradeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Trade
+        fields = ["quantity", "price", "commission", "executed_at", "realized_pnl", "broker_execution_id"]
+        read_only_fields = fields
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    symbol_ticker = serializers.CharField(source="symbol.symbol", read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "client_order_id",
+            "broker_order_id",
+            "strategy",
+            "signal",
+            "broker_connection",
+            "source",
+            "symbol",
+            "symbol_ticker",
+            "leg",
+            "parent",
+            "side",
+            "order_type",
+            "quantity",
+            "limit_price",
+            "stop_price",
+            "time_in_force",
+            "status",
+            "status_reason",
+            "filled_quantity",
+            "average_fill_price",
+            "created_at",
+            "submitted_at",
+            "closed_at",
+        ]
+        read_only_fields = fields
+
+
+class OrderDetailSerializer(OrderSerializer):
+    status_changes = StatusChangeSerializer(many=True, read_only=True)
+    trades = TradeSerializer(many=True, read_only=True)
+
+    class Meta(OrderSerializer.Meta):
+        fields = [*OrderSerializer.Meta.fields, "status_changes", "trades"]
+        read_only_fields = fields
+
+
+class ManualOrderSerializer(serializers.Serializer):
+    broker_connection = OwnedPrimaryKeyField(queryset=BrokerConnection.objects.all())
+    symbol = serializers.PrimaryKeyRelatedField(queryset=Symbol.objects.all())
+    side = serializers.ChoiceField(choices=OrderSide.choices)
+    quantity = serializers.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal("0.000001"))
+    order_type = serializers.ChoiceField(choices=OrderType.choices, default=OrderType.LIMIT)
+    limit_price = serializers.DecimalField(
+        max_digits=18, decimal_places=6, min_value=Decimal("0.000001"), required=False, allow_null=True
+    )
+    stop_price = serializers.DecimalField(
+        max_digits=18, decimal_places=6, min_value=Decimal("0.000001"), required=False, allow_null=True
+    )
+    tif = serializers.ChoiceField(choices=TimeInForce.choices, default=TimeInForce.DAY)
+    client_order_id = serializers.RegexField(
+        r"^m-[0-9a-f]{24}$",
+        required=False,
+        help_text="send the same id again and you get the same order back (no second order)",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        order_type = attrs.get("order_type")
+        errors = {}
+        if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and attrs.get("limit_price") is None:
+            errors["limit_price"] = ["A limit order needs a limit price."]
+        if order_type in (OrderType.STOP, OrderType.STOP_LIMIT) and attrs.get("stop_price") is None:
+            errors["stop_price"] = ["A stop order needs a stop price."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class OrderViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Your orders. POST places a manual order through the order service (guarded like a strategy's)."""
+
+    def get_queryset(self):
+        orders = Order.objects.for_owner(self.request.user).select_related("symbol").order_by("-created_at")
+        if self.action == "retrieve":
+            orders = orders.prefetch_related("status_changes", "trades")
+        wanted = self.request.query_params.get("status", "")
+        if wanted == "open":
+            orders = orders.open()
+        elif wanted:
+            orders = orders.filter(status=wanted.upper())
+        return orders
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return ManualOrderSerializer
+        return OrderDetailSerializer if self.action == "retrieve" else OrderSerializer
+
+    @extend_schema(request=ManualOrderSerializer, responses={201: OrderDetailSerializer})
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        serializer = ManualOrderSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            order = services.order_place(
+                owner=request.user,
+                broker_connection=data["broker_connection"],
+                symbol=data["symbol"],
+                side=data["side"],
+                quantity=data["quantity"],
+                order_type=data["order_type"],
+                limit_price=data.get("limit_price"),
+                stop_price=data.get("stop_price"),
+                tif=data["tif"],
+                client_order_id=data.get("client_order_id") or services.order_client_id(),
+            )
+        except services.OrderInputError as error:
+            raise serializers.ValidationError({"non_field_errors": [str(error)]}) from None
+        except BrokerError as error:
+            return Response({"detail": f"broker: {error}"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        if order.owner_id != request.user.pk:  # a client order id that is someone else's
+            raise serializers.ValidationError({"client_order_id": ["This order id is taken."]})
+        return Response(OrderDetailSerializer(order).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=OrderDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk=None) -> Response:
+        """Cancel at the broker; the answer is the order's status right after."""
+        order = self.get_object()
+        try:
+            order = services.order_cancel(order=order)
+        except services.OrderInputError as error:
+            raise serializers.ValidationError({"non_field_errors": [str(error)]}) from None
+        except BrokerError as error:
+            return Response({"detail": f"broker: {error}"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(OrderDetailSerializer(order).data)

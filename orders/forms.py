@@ -1,0 +1,56 @@
+"""The manual order form. The order service guards, records and sends; this only checks what was typed."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from django import forms
+
+from market.models import Symbol
+from orders.models import OrderSide, OrderStatus, OrderType, TimeInForce
+from trading.models import BrokerConnection
+
+CLIENT_ORDER_ID = re.compile(r"^m-[0-9a-f]{24}$")
+
+
+class ManualOrderForm(forms.Form):
+    client_order_id = forms.CharField(widget=forms.HiddenInput)
+    broker_connection = forms.ModelChoiceField(queryset=BrokerConnection.objects.none(), label="Account")
+    symbol = forms.ModelChoiceField(queryset=Symbol.objects.order_by("symbol"))
+    side = forms.ChoiceField(choices=OrderSide.choices)
+    quantity = forms.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal("0.000001"))
+    order_type = forms.ChoiceField(choices=OrderType.choices, initial=OrderType.LIMIT, label="Type")
+    limit_price = forms.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal("0.000001"), required=False)
+    stop_price = forms.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal("0.000001"), required=False)
+    tif = forms.ChoiceField(choices=TimeInForce.choices, initial=TimeInForce.DAY, label="Time in force")
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["broker_connection"].queryset = BrokerConnection.objects.filter(owner=owner)
+        self.fields["broker_connection"].empty_label = None
+
+    def clean_client_order_id(self) -> str:
+        value = self.cleaned_data["client_order_id"]
+        if not CLIENT_ORDER_ID.match(value):
+            raise forms.ValidationError("Reload the page: this form's order id is not valid.")
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        order_type = cleaned.get("order_type")
+        if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and cleaned.get("limit_price") is None:
+            self.add_error("limit_price", "A limit order needs a limit price.")
+        if order_type in (OrderType.STOP, OrderType.STOP_LIMIT) and cleaned.get("stop_price") is None:
+            self.add_error("stop_price", "A stop order needs a stop price.")
+        return cleaned
+
+
+class OrderFilterForm(forms.Form):
+    status = forms.ChoiceField(choices=[("", "Any status"), ("open", "Open"), *OrderStatus.choices], required=False)
+    side = forms.ChoiceField(choices=[("", "Any side"), *OrderSide.choices], required=False)
+    strategy = forms.ModelChoiceField(queryset=None, required=False, empty_label="All strategies")
+
+    def __init__(self, *args, strategies, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["strategy"].queryset = strategies

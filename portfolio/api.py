@@ -1,0 +1,92 @@
+"""API: the portfolio now (valuation), its statistics, and a refresh that takes a snapshot."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from portfolio import services
+from portfolio.models import PortfolioSnapshot
+
+MONEY = {"max_digits": 18, "decimal_places": 2}
+
+
+class PositionValueSerializer(serializers.Serializer):
+    position_id = serializers.IntegerField()
+    strategy_id = serializers.IntegerField(allow_null=True)
+    symbol = serializers.CharField()
+    quantity = serializers.DecimalField(max_digits=18, decimal_places=6)
+    average_cost = serializers.DecimalField(max_digits=18, decimal_places=6)
+    price = serializers.DecimalField(max_digits=18, decimal_places=6, allow_null=True)
+    market_value = serializers.DecimalField(**MONEY)
+    unrealized_pnl = serializers.DecimalField(**MONEY)
+
+
+class ValuationSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    cash = serializers.DecimalField(**MONEY)
+    positions_value = serializers.DecimalField(**MONEY)
+    total_value = serializers.DecimalField(**MONEY)
+    realized_pnl = serializers.DecimalField(**MONEY)
+    unrealized_pnl = serializers.DecimalField(**MONEY)
+    positions = PositionValueSerializer(many=True)
+
+
+class StatisticsSerializer(serializers.Serializer):
+    trades = serializers.IntegerField()
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    win_rate = serializers.DecimalField(max_digits=7, decimal_places=4, allow_null=True)
+    average_win = serializers.DecimalField(**MONEY, allow_null=True)
+    average_loss = serializers.DecimalField(**MONEY, allow_null=True)
+    largest_win = serializers.DecimalField(max_digits=18, decimal_places=4, allow_null=True)
+    largest_loss = serializers.DecimalField(max_digits=18, decimal_places=4, allow_null=True)
+    total_pnl = serializers.DecimalField(max_digits=18, decimal_places=4)
+    max_drawdown = serializers.DecimalField(max_digits=18, decimal_places=4)
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PortfolioSnapshot
+        fields = ["cash", "positions_value", "total_value", "realized_pnl", "unrealized_pnl", "taken_at"]
+        read_only_fields = fields
+
+
+class PortfolioViewSet(viewsets.ViewSet):
+    """Your portfolio: always the requesting user's own."""
+
+    @extend_schema(responses=ValuationSerializer)
+    def list(self, request: Request) -> Response:
+        """Positions valued now, cash, realised and unrealised P&L."""
+        valuation = services.portfolio_valuation(owner=request.user)
+        return Response(ValuationSerializer(dataclasses.asdict(valuation)).data)
+
+    @extend_schema(responses=StatisticsSerializer)
+    @action(detail=False, methods=["get"])
+    def statistics(self, request: Request) -> Response:
+        """Closed trades, win rate, average and largest win and loss, total P&L, max drawdown."""
+        stats = services.portfolio_statistics(owner=request.user)
+        return Response(StatisticsSerializer(dataclasses.asdict(stats)).data)
+
+    @extend_schema(request=None, responses={201: SnapshotSerializer})
+    @action(detail=False, methods=["post"])
+    def refresh(self, request: Request) -> Response:
+        """Value the portfolio now and store it as a snapshot (a point on the equity curve)."""
+        snapshot = services.snapshot_take(owner=request.user)
+        return Response(SnapshotSerializer(snapshot).data, status=201)
+
+    @extend_schema(responses=SnapshotSerializer(many=True))
+    @action(detail=False, methods=["get"])
+    def snapshots(self, request: Request) -> Response:
+        """The equity curve's points, newest first (paginated)."""
+        from rest_framework.pagination import LimitOffsetPagination
+
+        paginator = LimitOffsetPagination()
+        queryset = PortfolioSnapshot.objects.filter(owner=request.user).order_by("-taken_at")
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(SnapshotSerializer(page, many=True).data)

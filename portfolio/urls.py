@@ -1,0 +1,8 @@
+from django.urls import path
+
+from portfolio import views
+
+urlpatterns = [
+    path("portfolio/", views.portfolio, name="portfolio"),
+    path("portfolio/refresh/", views.portfolio_refresh, name="portfolio_refresh"),
+]

@@ -1,0 +1,96 @@
+"""The portfolio: positions valued now, P&L, statistics, and the equity curve drawn from the snapshots."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET, require_POST
+
+from portfolio import services
+from portfolio.models import PortfolioSnapshot, Position
+from trading.pages import redirect_to, render_page
+
+CURVE_POINTS = 400
+CURVE_WIDTH, CURVE_HEIGHT, PAD_LEFT, PAD_BOTTOM = 800, 260, 70, 24
+
+
+def get_position_for_user(user, position_id) -> Position:
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(Position.objects.for_owner(user), pk=position_id)
+
+
+def equity_curve(snapshots: list[PortfolioSnapshot]) -> dict | None:
+    """An SVG polyline of total value over time, thinned to at most CURVE_POINTS points (oldest first)."""
+    if len(snapshots) < 2:
+        return None
+    step = max(1, len(snapshots) // CURVE_POINTS)
+    points = snapshots[::step]
+    if points[-1] is not snapshots[-1]:
+        points.append(snapshots[-1])
+    values = [float(s.total_value) for s in points]
+    low, high = min(values), max(values)
+    span = (high - low) or max(abs(high) * 0.01, 1.0)
+    low, high = low - span * 0.05, high + span * 0.05
+    first, last = points[0].taken_at.timestamp(), points[-1].taken_at.timestamp()
+    width, height = CURVE_WIDTH - PAD_LEFT - 10, CURVE_HEIGHT - PAD_BOTTOM - 10
+
+    def xy(snapshot, value) -> tuple[float, float]:
+        x = PAD_LEFT + (snapshot.taken_at.timestamp() - first) / ((last - first) or 1) * width
+        y = 10 + (1 - (value - low) / (high - low)) * height
+        return round(x, 1), round(y, 1)
+
+    coords = [xy(s, v) for s, v in zip(points, values, strict=True)]
+    line = " ".join(f"{x},{y}" for x, y in coords)
+    baseline = 10 + height
+    area = f"{coords[0][0]},{baseline} {line} {coords[-1][0]},{baseline}"
+    ticks = [
+        {"y": round(10 + (1 - i / 4) * height, 1), "value": Decimal(str(low + (high - low) * i / 4))} for i in range(5)
+    ]
+    return {
+        "line": line,
+        "area": area,
+        "ticks": ticks,
+        "start": points[0].taken_at,
+        "end": points[-1].taken_at,
+        "width": CURVE_WIDTH,
+        "height": CURVE_HEIGHT,
+        "pad_left": PAD_LEFT,
+        "baseline": baseline,
+        "right": CURVE_WIDTH - 10,
+        "change": points[-1].total_value - points[0].total_value,
+    }
+
+
+@login_required
+@require_GET
+def portfolio(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    valuation = services.portfolio_valuation(owner=user)
+    positions = {p.pk: p for p in Position.objects.for_owner(user).open().select_related("symbol", "strategy")}
+    rows = [{"value": v, "position": positions.get(v.position_id)} for v in valuation.positions]
+    snapshots = list(
+        PortfolioSnapshot.objects.filter(owner=user).order_by("-taken_at").only("total_value", "taken_at")[:5000]
+    )
+    snapshots.reverse()
+    context = {
+        "valuation": valuation,
+        "rows": rows,
+        "stats": services.portfolio_statistics(owner=user),
+        "curve": equity_curve(snapshots),
+        "closed": Position.objects.for_owner(user)
+        .filter(closed_at__isnull=False)
+        .select_related("symbol", "strategy")[:20],
+    }
+    return render_page(request, "portfolio/portfolio.html", context)
+
+
+@login_required
+@require_POST
+def portfolio_refresh(request: HttpRequest) -> HttpResponse:
+    snapshot = services.snapshot_take(owner=request.user)
+    messages.success(request, f"Snapshot taken: {snapshot.total_value:,.2f} total.")
+    return redirect_to(request, "portfolio")

@@ -1,0 +1,272 @@
+"""API: indicators (available, configurations) and strategies (CRUD through the strategy service, run now,
+executions). Every queryset is the requesting user's own, so another user's ids are a 404."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from market.indicators import describe_registry, validate_config
+from market.models import Symbol
+from signals_app.models import PromptTemplate, PromptVersion
+from trading import services
+from trading.models import (
+    BrokerConnection,
+    IndicatorConfig,
+    IndicatorType,
+    Strategy,
+    StrategyExecution,
+)
+
+
+def drf_error(error: DjangoValidationError) -> serializers.ValidationError:
+    """A service's ValidationError as a 400 with field messages (non-field ones under non_field_errors)."""
+    if hasattr(error, "error_dict"):
+        detail = {
+            ("non_field_errors" if field == "__all__" else field): messages
+            for field, messages in error.message_dict.items()
+        }
+        return serializers.ValidationError(detail)
+    return serializers.ValidationError({"non_field_errors": error.messages})
+
+
+class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
+    """A related id limited to the requesting user's own rows (another user's id is "does not exist")."""
+
+    def __init__(self, *, owner_lookup: str = "owner", **kwargs):
+        self.owner_lookup = owner_lookup
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        queryset = super().get_queryset()
+        if request is None:
+            return queryset.none()
+        return queryset.filter(**{self.owner_lookup: request.user})
+
+
+# --- indicators -----------------------------------------------------------------------------------------------------
+
+
+class IndicatorConfigSerializer(serializers.ModelSerializer):
+    indicator_type = serializers.ChoiceField(choices=IndicatorType.choices)
+    parameters = serializers.DictField(child=serializers.JSONField(), required=False, default=dict)
+
+    class Meta:
+        model = IndicatorConfig
+        fields = ["id", "name", "indicator_type", "parameters", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_name(self, name: str) -> str:
+        owner = self.context["request"].user
+        taken = IndicatorConfig.objects.filter(owner=owner, name__iexact=name.strip())
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError("You already have an indicator with this name.")
+        return name.strip()
+
+    def validate(self, attrs: dict) -> dict:
+        indicator_type = attrs.get("indicator_type", getattr(self.instance, "indicator_type", None))
+        parameters = attrs.get("parameters", getattr(self.instance, "parameters", {}))
+        try:
+            attrs["parameters"] = validate_config(indicator_type, parameters)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError({"parameters": error.messages}) from None
+        return attrs
+
+
+class IndicatorConfigViewSet(viewsets.ModelViewSet):
+    """Your saved indicator configurations, validated against the indicator registry."""
+
+    serializer_class = IndicatorConfigSerializer
+
+    def get_queryset(self):
+        return IndicatorConfig.objects.filter(owner=self.request.user).order_by("name")
+
+    def perform_create(self, serializer):
+        serializer.save(owner=self.request.user)
+
+    def perform_destroy(self, instance):
+        if instance.strategy_links.exists():
+            raise serializers.ValidationError({"non_field_errors": ["This indicator is used by a strategy."]})
+        instance.delete()
+
+
+class AvailableIndicatorsView(APIView):
+    @extend_schema(
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="indicator name -> label, params, columns")}
+    )
+    def get(self, request: Request) -> Response:
+        """Every indicator with its parameters (type, range, default), output columns and chart panel."""
+        return Response(describe_registry())
+
+
+# --- strategies -------------------------------------------------------------------------------------------------------
+
+
+class ExecutionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StrategyExecution
+        fields = ["execution_id", "strategy", "status", "dry_run", "trigger", "started_at", "finished_at", "error"]
+        read_only_fields = fields
+
+
+class StrategySerializer(serializers.ModelSerializer):
+    symbol = serializers.PrimaryKeyRelatedField(queryset=Symbol.objects.all())
+    symbol_ticker = serializers.CharField(source="symbol.symbol", read_only=True)
+    indicators = OwnedPrimaryKeyField(queryset=IndicatorConfig.objects.all(), many=True, required=False)
+    prompt_template = serializers.PrimaryKeyRelatedField(
+        queryset=PromptTemplate.objects.all(), required=False, allow_null=True
+    )
+    pinned_prompt_version = serializers.PrimaryKeyRelatedField(
+        queryset=PromptVersion.objects.all(), required=False, allow_null=True
+    )
+    broker_connection = OwnedPrimaryKeyField(queryset=BrokerConnection.objects.all(), required=False, allow_null=True)
+
+    class Meta:
+        model = Strategy
+        fields = [
+            "id",
+            "name",
+            "symbol",
+            "symbol_ticker",
+            "bar_size",
+            "lookback_bars",
+            "weekly_chart",
+            "indicators",
+            "prompt_template",
+            "pinned_prompt_version",
+            "analyst",
+            "llm_model",
+            "schedule_cron",
+            "schedule_timezone",
+            "market_data_source",
+            "broker_connection",
+            "risk_per_trade",
+            "max_position_value",
+            "max_open_positions",
+            "daily_loss_limit",
+            "max_orders_per_day",
+            "min_confidence",
+            "reward_risk_ratio",
+            "use_bracket_orders",
+            "kill_switch",
+            "is_active",
+            "last_execution_at",
+            "next_execution_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "last_execution_at", "next_execution_at", "created_at", "updated_at"]
+        # Uniqueness per owner is checked below: the owner is not a field of the request.
+        validators: list = []
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["indicators"] = [link.indicator_id for link in instance.strategy_indicators.all()]
+        return data
+
+    def validate_name(self, name: str) -> str:
+        owner = self.context["request"].user
+        taken = Strategy.objects.filter(owner=owner, name__iexact=name.strip())
+        if self.instance is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise serializers.ValidationError("You already have a strategy with this name.")
+        return name.strip()
+
+    def validate_prompt_template(self, template):
+        user = self.context["request"].user
+        if template is not None and template.owner_id not in (None, user.pk):
+            raise serializers.ValidationError(f'Invalid pk "{template.pk}" - object does not exist.')
+        return template
+
+    def validate_pinned_prompt_version(self, version):
+        user = self.context["request"].user
+        if version is not None and version.template.owner_id not in (None, user.pk):
+            raise serializers.ValidationError(f'Invalid pk "{version.pk}" - object does not exist.')
+        return version
+
+    def create(self, validated_data):
+        indicators = validated_data.pop("indicators", [])
+        name, symbol = validated_data.pop("name"), validated_data.pop("symbol")
+        try:
+            return services.strategy_create(
+                owner=self.context["request"].user, name=name, symbol=symbol, indicators=indicators, **validated_data
+            )
+        except DjangoValidationError as error:
+            raise drf_error(error) from None
+
+    def update(self, instance, validated_data):
+        indicators = validated_data.pop("indicators", None)
+        try:
+            return services.strategy_update(strategy=instance, indicators=indicators, **validated_data)
+        except DjangoValidationError as error:
+            raise drf_error(error) from None
+
+
+class StrategyViewSet(viewsets.ModelViewSet):
+    """Your strategies. Every write goes through the strategy service, which keeps the schedule in line."""
+
+    serializer_class = StrategySerializer
+
+    def get_queryset(self):
+        return (
+            Strategy.objects.for_owner(self.request.user)
+            .live()
+            .select_related("symbol")
+            .prefetch_related("strategy_indicators")
+            .order_by("name")
+        )
+
+    def perform_destroy(self, instance):
+        services.strategy_delete(strategy=instance)
+
+    @extend_schema(request=None, responses={202: ExecutionSerializer, 409: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"])
+    def run(self, request: Request, pk=None) -> Response:
+        """Run the strategy now (once, in the background); answers with the new execution."""
+        strategy = self.get_object()
+        try:
+            execution = services.strategy_run_now(strategy=strategy)
+        except services.AlreadyRunning as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=StrategySerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk=None) -> Response:
+        strategy = services.strategy_pause(strategy=self.get_object())
+        return Response(self.get_serializer(strategy).data)
+
+    @extend_schema(request=None, responses=StrategySerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk=None) -> Response:
+        strategy = services.strategy_resume(strategy=self.get_object())
+        return Response(self.get_serializer(strategy).data)
+
+    @extend_schema(responses=ExecutionSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def executions(self, request: Request, pk=None) -> Response:
+        """The strategy's executions, newest first (paginated)."""
+        strategy = self.get_object()
+        queryset = StrategyExecution.objects.filter(strategy=strategy).recent()
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(ExecutionSerializer(page, many=True).data)
+
+
+class ExecutionViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Your executions across strategies (poll one to follow a run)."""
+
+    serializer_class = ExecutionSerializer
+    lookup_value_regex = "[0-9a-f-]{36}"
+
+    def get_queryset(self):
+        return StrategyExecution.objects.for_owner(self.request.user).recent()
