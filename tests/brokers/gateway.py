@@ -479,10 +479,6 @@ class FakeGateway:
                 self._accept(orders)
             return 200, copy.deepcopy(P12)
         submission = {"orders": orders, "chain": list(self.questions.popleft()) if self.questions else []}
-        if self.stall_next_order:
-            self.stall_next_order = False
-            self._accept(orders)
-            raise Stall()
         return self._next_question_or_accept(submission)
 
     def _next_question_or_accept(self, submission):
@@ -500,7 +496,11 @@ class FakeGateway:
                     "messageIds": [message_id],
                 }
             ]
-        return 200, self._accept(submission["orders"])
+        accepted = self._accept(submission["orders"])
+        if self.stall_next_order:  # the order landed; the answer saying so is lost
+            self.stall_next_order = False
+            raise Stall()
+        return 200, accepted
 
     def _accept(self, orders):
         replies = []
@@ -550,10 +550,6 @@ class FakeGateway:
             return 400, {"error": f"reply id not found: '{reply_id}'"}
         if not body.get("confirmed"):
             return 200, {"error": "Order not confirmed "}
-        if self.stall_next_order:
-            self.stall_next_order = False
-            self._accept(submission["orders"])
-            raise Stall()
         return self._next_question_or_accept(submission)
 
     def live_orders(self, query, body):

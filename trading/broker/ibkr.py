@@ -110,7 +110,7 @@ def _side(value: str) -> str:
 
 def _error_text(body: Any) -> str:
     if isinstance(body, dict):
-        return str(body.get("error") or body.get("message") or "")
+        return str(body.get("error") or "")
     return ""
 
 
