@@ -186,4 +186,4 @@ def source_for_strategy(strategy) -> BarSource:
         return PlaybackBarSource(strategy)
     if kind in BAR_SOURCE_FACTORIES:
         return BAR_SOURCE_FACTORIES[kind](strategy)
-    raise BarSourceError(f"no bar source is installed for {kind!r}")
+    raise BarSourceError(f"no bar source is installed for '{kind}'")
