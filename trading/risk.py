@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Q, Sum
 
 from market.clock import MarketClock
-from orders.models import Order, OrderSide, Trade
+from orders.models import TERMINAL_STATUSES, Order, OrderSide, Trade
 from portfolio.models import Position
 from signals_app.models import SignalAction
 from trading.models import Strategy
@@ -171,7 +171,9 @@ def risk_check(
         )
     )
     open_positions = Position.objects.filter(strategy=strategy).open().count()
-    pending_entries = Order.objects.filter(strategy=strategy, side=OrderSide.BUY).entries().open().count()
+    pending_entries = (
+        Order.objects.filter(strategy=strategy, side=OrderSide.BUY).entries().exclude(status__in=TERMINAL_STATUSES)
+    ).count()  # sent or about to be: an entry in flight holds its slot
     checks.append(
         Check(
             "max_open_positions",
