@@ -260,6 +260,9 @@ ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", doc="Anthropic API key (never l
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", doc="Anthropic API base URL override")
 LLM_MODEL = env_str("LLM_MODEL", "claude-sonnet-5-5", doc="default Anthropic model")
 LLM_MAX_TOKENS = int(env_str("LLM_MAX_TOKENS", "4096", doc="cap on an analysis answer's tokens, thinking included"))
+if not 256 <= LLM_MAX_TOKENS <= 16000:
+    # Above ~21k the SDK refuses a non-streaming call; an analysis answer never needs that much.
+    raise ImproperlyConfigured(f"LLM_MAX_TOKENS={LLM_MAX_TOKENS}: use 256 to 16000")
 LLM_EFFORT = env_str("LLM_EFFORT", "low", doc="Anthropic output_config.effort: low, medium, high, xhigh or max")
 if LLM_EFFORT not in {"low", "medium", "high", "xhigh", "max"}:
     raise ImproperlyConfigured(f"LLM_EFFORT={LLM_EFFORT!r}: use low, medium, high, xhigh or max")

@@ -133,7 +133,8 @@ class AnthropicAnalyst(BaseAnalyst):
             _finish(exchange, started)
             raise LLMError(f"Anthropic API unreachable: {type(exc).__name__}: {exc}", exchange=exchange) from None
         finally:
-            client.close() if self._http_client is None else None
+            if self._http_client is None:  # an injected client belongs to the caller
+                client.close()
         _finish(exchange, started)
         _record_http(exchange, raw.http_response)
         exchange.retries = raw.retries_taken
