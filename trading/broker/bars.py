@@ -54,9 +54,9 @@ def history_period(bar_size: str, bars: int) -> str:
     if bar_size == BarSize.D1:
         # calendar days: a week has 5 sessions; ask a little more for holidays
         return f"{min(math.ceil(bars * 7 / 5) + 3, 1000)}d"
+    # n days hold at most n sessions, so the points stay under the cap; weekends just make a page shorter
     per_session = max(1, SESSION_MINUTES // BAR_MINUTES[IBKR_BAR[bar_size]])
-    sessions = max(1, bars // per_session)
-    return f"{min(math.ceil(sessions * 7 / 5) + 1, 1000)}d"
+    return f"{max(1, bars // per_session)}d"
 
 
 def bar_key(t_ms: int, bar_size: str, tz: str = DEFAULT_EXCHANGE_TZ) -> dt.datetime:

@@ -482,7 +482,7 @@ class IbkrBroker(Broker):
     # --- contracts -------------------------------------------------------------------------------------------------
 
     def search(self, query: str) -> list[Contract]:
-        key = f"ibkr:search:{query.strip().upper()}"
+        key = f"ibkr:search:{self.client.gateway}:{query.strip().upper()}"
         contracts = cache.get(key)
         if contracts is None:
             contracts = [
@@ -520,7 +520,7 @@ class IbkrBroker(Broker):
         raise Rejected(f"no US stock listing for {ticker}")
 
     def contract(self, conid: int) -> Contract:
-        key = f"ibkr:contract:{int(conid)}"
+        key = f"ibkr:contract:{self.client.gateway}:{int(conid)}"
         contract = cache.get(key)
         if contract is None:
             info = self.client.contract_info(conid)
