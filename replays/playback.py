@@ -1,8 +1,9 @@
-"""The replay's clock and bar source: the only two things that know where the replay stands in history.
+"""The replay's clock and bar source: the only two things that know where a replay stands in history.
 
-The history is loaded once, then every answer is cut at the clock. `ReplayBarSource.bars(end=...)` never returns a
-bar after `clock.now()`, whatever `end` the caller asks for, so a step cannot see the future even through a caller
-that forgets to pass `end`. The same cut applies to `latest_price`.
+A replay steps through the bars of its range. At step t the cursor is bar t's timestamp and the clock reads the
+instant bar t is complete (`market.clock.bar_close`, as the playback feed does), so fills, expiry, "per day"
+limits, charts and prompts all see the same moment. History is loaded once; every answer is cut at the cursor
+whatever `end` the caller asks for, so a step cannot see a later bar even through a caller that forgets `end`.
 """
 
 from __future__ import annotations
@@ -11,112 +12,78 @@ import datetime as dt
 from decimal import Decimal
 
 import pandas as pd
-from django.utils import timezone
 
-from market.clock import MarketClock
+from market.clock import DEFAULT_EXCHANGE_TZ, MarketClock, bar_close, trading_day
+from market.frames import frame_from_rows, resample_weekly
 from market.models import Bar, BarSize
-from market.sources import BAR_COLUMNS, BarSource, BarSourceError, PlaybackExhausted
+from market.sources import BarSource, BarSourceError, PlaybackExhausted
 
 
 class ReplayClock(MarketClock):
-    """A clock the replay moves forward one step at a time; it refuses to go back."""
+    """The clock of one replay: at the close of the cursor bar. It only moves forward."""
 
-    def __init__(self, at: dt.datetime) -> None:
-        if timezone.is_naive(at):
-            raise ValueError("ReplayClock needs an aware datetime")
-        self._at = at
+    def __init__(self, bar_size: str, tz: str = DEFAULT_EXCHANGE_TZ) -> None:
+        self.bar_size = bar_size
+        self.tz = tz
+        self.cursor: dt.datetime | None = None
+
+    def advance_to(self, cursor: dt.datetime) -> None:
+        if self.cursor is not None and cursor <= self.cursor:
+            raise ValueError(f"a replay clock only moves forward: {cursor.isoformat()} is not after {self.cursor}")
+        self.cursor = cursor
 
     def now(self) -> dt.datetime:
-        return self._at
-
-    def advance_to(self, at: dt.datetime) -> None:
-        if at < self._at:
-            raise ValueError(f"a replay clock never goes back ({at.isoformat()} < {self._at.isoformat()})")
-        self._at = at
+        if self.cursor is None:
+            raise RuntimeError("the replay clock has not started")
+        return bar_close(self.cursor, self.bar_size, self.tz)
 
 
 def load_history(symbol, bar_size: str, *, end: dt.datetime) -> pd.DataFrame:
-    """Every stored bar of `symbol` at `bar_size` up to `end`, as a BarSource frame (float columns, UTC index)."""
-    rows = list(
-        Bar.objects.for_symbol(symbol)
-        .of_size(bar_size)
-        .up_to(end)
-        .chronological()
-        .values_list("timestamp", *BAR_COLUMNS)
-    )
-    frame = pd.DataFrame(rows, columns=["timestamp", *BAR_COLUMNS])
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    frame = frame.set_index("timestamp")
-    return frame.astype(float)
+    """Every stored bar of `symbol` at `bar_size` up to `end`, as a BarSource frame."""
+    return frame_from_rows(Bar.objects.for_symbol(symbol).of_size(bar_size).up_to(end).chronological().ohlcv())
 
 
 class ReplayBarSource(BarSource):
-    """Serves preloaded history for one symbol, cut at the replay clock.
+    """Preloaded history of one symbol at the replay's bar size, cut at the replay clock's cursor.
 
-    `frames` maps bar size to a BarSource frame. Weekly bars are resampled from the daily bars at or before the
-    clock (a stored weekly bar keyed at its first day would carry the rest of its week).
-    """
+    Weekly bars for a daily replay are resampled from the daily bars up to the cursor, so the current week is the
+    week so far (and marked partial), never the whole week."""
 
-    def __init__(self, symbol, frames: dict[str, pd.DataFrame], clock: MarketClock) -> None:
+    def __init__(self, symbol, history: pd.DataFrame, clock: ReplayClock) -> None:
         self.symbol = symbol
-        self.frames = frames
+        self.history = history
         self.clock = clock
 
-    def _visible(self, bar_size: str, end: dt.datetime | None) -> pd.DataFrame:
-        cut = self.clock.now() if end is None else min(end, self.clock.now())
-        if bar_size == BarSize.W1 and BarSize.W1 not in self.frames:
-            return resample_weekly(self._visible(BarSize.D1, cut))
-        try:
-            frame = self.frames[bar_size]
-        except KeyError:
-            raise BarSourceError(f"the replay has no {bar_size} bars for {self.symbol}") from None
-        stop = frame.index.searchsorted(pd.Timestamp(cut), side="right")
-        return frame.iloc[:stop]
+    def visible(self, end: dt.datetime | None = None) -> pd.DataFrame:
+        cursor = self.clock.cursor
+        if cursor is None:
+            raise PlaybackExhausted("the replay has not started")
+        cut = cursor if end is None else min(end, cursor)
+        return self.history.iloc[: self.history.index.searchsorted(pd.Timestamp(cut), side="right")]
 
-    def bars(
-        self,
-        symbol,
-        bar_size: str,
-        *,
-        start: dt.datetime | None = None,
-        end: dt.datetime | None = None,
-        limit: int | None = None,
-    ) -> pd.DataFrame:
+    def bars(self, symbol, bar_size, *, start=None, end=None, limit=None) -> pd.DataFrame:
         self._check_symbol(symbol)
-        frame = self._visible(bar_size, end)
+        if bar_size == self.clock.bar_size:
+            frame = self.visible(end)
+        elif bar_size == BarSize.W1 and self.clock.bar_size == BarSize.D1:
+            frame = resample_weekly(self.visible(end), as_of=trading_day(self.clock.cursor, "UTC"))
+        else:
+            served = f"{self.clock.bar_size} bars (and weekly from daily)"
+            raise BarSourceError(f"this replay serves {served}, not {bar_size}")
         if start is not None:
             frame = frame.iloc[frame.index.searchsorted(pd.Timestamp(start), side="left") :]
         if limit is not None:
             frame = frame.iloc[-limit:] if limit > 0 else frame.iloc[:0]
         return frame.copy()
 
-    def latest_price(self, symbol, *, at: dt.datetime | None = None) -> Decimal:
+    def latest_price(self, symbol, *, at=None) -> Decimal:
         self._check_symbol(symbol)
-        size = next(iter(self.frames))
-        frame = self._visible(size, at)
+        frame = self.visible(at)
         if frame.empty:
-            raise PlaybackExhausted(f"no {symbol} bar at or before {self.clock.now().isoformat()}")
+            raise BarSourceError(f"no {self.symbol.symbol} bar at or before the replay cursor")
         return Decimal(str(frame["close"].iloc[-1]))
 
     def _check_symbol(self, symbol) -> None:
-        symbol_id = getattr(symbol, "pk", symbol)
-        if symbol_id != self.symbol.pk and str(symbol) != self.symbol.symbol:
-            raise BarSourceError(f"this replay only has bars for {self.symbol}, not {symbol}")
-
-
-def resample_weekly(daily: pd.DataFrame) -> pd.DataFrame:
-    """Weeks ending Friday, keyed at the week's first session (00:00 UTC), from the daily bars given."""
-    if daily.empty:
-        return daily
-    weeks = daily.groupby(daily.index.to_period("W-FRI"))
-    frame = pd.DataFrame(
-        {
-            "open": weeks["open"].first(),
-            "high": weeks["high"].max(),
-            "low": weeks["low"].min(),
-            "close": weeks["close"].last(),
-            "volume": weeks["volume"].sum(),
-        }
-    )
-    frame.index = pd.DatetimeIndex([daily.index[weeks.indices[p][0]] for p in frame.index], name="timestamp")
-    return frame
+        same = symbol == self.symbol or getattr(symbol, "pk", None) == self.symbol.pk
+        if not same and str(symbol).upper() != self.symbol.symbol.upper():
+            raise BarSourceError(f"this replay has bars for {self.symbol.symbol} only, not {symbol}")

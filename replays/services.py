@@ -1,0 +1,496 @@
+"""Replays: create one, run it through the live executor step by step, report on it, prune or delete it.
+
+A replay never gets a pipeline of its own. It runs a marked copy of the strategy (`Replay.shadow_strategy`, with
+the analyst, model and prompt version being judged) on a simulated account of its own, and for every bar of the
+range it moves the replay clock to that bar and calls the same executor a scheduled run calls, handing it the
+replay's clock, bar source and broker. Orders are tracked by the same order and portfolio services as live ones,
+so they fill on later bars by the simulated broker's rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from lineage.models import LineageRecord
+from market.models import Bar
+from orders.models import Order
+from portfolio.models import Position
+from replays import report
+from replays.models import LLMCacheMode, Replay, ReplayStatus, ReplayStep
+from replays.playback import ReplayBarSource, ReplayClock, load_history
+from signals_app.models import LLMCall, PromptType, PromptVersion, TradingSignal
+from trading.models import Analyst, BrokerConnection, BrokerKind, Strategy, StrategyExecution, StrategyIndicator
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Replay, ReplayStep], None]
+
+
+class ReplayError(Exception):
+    """A replay could not run (its setup is gone, or the executor is missing)."""
+
+
+# --- create ---------------------------------------------------------------------------------------------------------
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def _step_bars(symbol, bar_size: str, start: dt.date, end: dt.date):
+    """The bars a replay steps through: every stored bar from 00:00 UTC of `start` to the end of `end`."""
+    return (
+        Bar.objects.for_symbol(symbol)
+        .of_size(bar_size)
+        .between(_day_start(start), _day_start(end + dt.timedelta(days=1)) - dt.timedelta(microseconds=1))
+    )
+
+
+def _prompt_version(strategy: Strategy, number: int | None) -> PromptVersion:
+    """Version `number` of the strategy's analysis template, or the version the strategy uses now."""
+    from signals_app.prompts import resolve_prompt_version
+
+    current = resolve_prompt_version(strategy, PromptType.ANALYSIS)
+    if number is None:
+        return current
+    template = strategy.prompt_template if strategy.prompt_template_id else current.template
+    version = template.versions.filter(number=number).first()
+    if version is None:
+        numbers = ", ".join(str(n) for n in template.versions.order_by("number").values_list("number", flat=True))
+        raise ValidationError(
+            {"prompt_version": f"prompt '{template.name}' has no version {number} (it has: {numbers or 'none'})"}
+        )
+    return version
+
+
+def replay_create(
+    *,
+    owner,
+    strategy: Strategy,
+    start: dt.date,
+    end: dt.date,
+    analyst: str | None = None,
+    model: str | None = None,
+    prompt_version: int | None = None,
+    budget_usd: Decimal | None = None,
+    llm_cache: str = LLMCacheMode.USE,
+    anonymise: bool = False,
+    render_charts: bool = True,
+    baseline_of: Replay | None = None,
+) -> Replay:
+    """Validate the request and store the replay as PENDING. Bad input is a ValidationError naming the field;
+    nothing is written then."""
+    errors: dict[str, str] = {}
+    if strategy.owner_id != owner.pk:
+        errors["strategy"] = "that strategy belongs to someone else"
+    if Replay.objects.filter(shadow_strategy=strategy).exists():
+        errors["strategy"] = "that is a replay's own copy of a strategy: replay the strategy itself"
+    if end < start:
+        errors["end"] = f"the end ({end}) is before the start ({start})"
+    analyst = analyst or strategy.analyst
+    if analyst not in Analyst.values:
+        errors["analyst"] = f"unknown analyst {analyst!r}: use one of {', '.join(Analyst.values)}"
+    if llm_cache not in LLMCacheMode.values:
+        errors["llm_cache"] = f"unknown LLM cache mode {llm_cache!r}: use one of {', '.join(LLMCacheMode.values)}"
+    if budget_usd is not None and budget_usd < 0:
+        errors["budget_usd"] = "the budget cannot be negative"
+    if errors:
+        raise ValidationError(errors)
+    steps = _step_bars(strategy.symbol, strategy.bar_size, start, end).count()
+    if steps == 0:
+        raise ValidationError(
+            {
+                "start": f"no stored {strategy.bar_size} bars for {strategy.symbol.symbol} between {start} and {end}: "
+                "import them first (manage.py import_bars)"
+            }
+        )
+    version = _prompt_version(strategy, prompt_version) if analyst != Analyst.RULES or prompt_version else None
+    if analyst == Analyst.RULES:
+        model = ""
+    return Replay.objects.create(
+        owner=owner,
+        strategy=strategy,
+        baseline_of=baseline_of,
+        symbol=strategy.symbol,
+        bar_size=strategy.bar_size,
+        start=start,
+        end=end,
+        analyst=analyst,
+        llm_model=(model or strategy.llm_model or "") if analyst != Analyst.RULES else "",
+        prompt_version=version,
+        llm_cache=llm_cache,
+        budget_usd=budget_usd,
+        anonymise=anonymise,
+        render_charts=render_charts,
+        starting_cash=(
+            strategy.broker_connection.starting_cash if strategy.broker_connection_id else Decimal("100000.00")
+        ),
+        settings_snapshot=_snapshot(strategy),
+        steps_total=steps,
+    )
+
+
+def _snapshot(strategy: Strategy) -> dict:
+    """What is judged, as it was when the replay was asked for."""
+    return {
+        "name": strategy.name,
+        "symbol": strategy.symbol.symbol,
+        "bar_size": strategy.bar_size,
+        "lookback_bars": strategy.lookback_bars,
+        "indicators": [
+            {"name": link.indicator.name, "type": link.indicator.indicator_type, "params": link.indicator.parameters}
+            for link in strategy.strategy_indicators.select_related("indicator")
+        ],
+        "risk_per_trade": str(strategy.risk_per_trade),
+        "max_position_value": str(strategy.max_position_value),
+        "max_open_positions": strategy.max_open_positions,
+        "daily_loss_limit": str(strategy.daily_loss_limit),
+        "max_orders_per_day": strategy.max_orders_per_day,
+        "min_confidence": str(strategy.min_confidence),
+        "reward_risk_ratio": str(strategy.reward_risk_ratio),
+        "use_bracket_orders": strategy.use_bracket_orders,
+    }
+
+
+# --- the shadow strategy and its account ------------------------------------------------------------------------------
+
+_NOT_COPIED = {"id", "name", "periodic_task", "broker_connection", "created_at", "updated_at", "last_execution_at",
+               "next_execution_at"}  # fmt: skip
+
+
+@transaction.atomic
+def _shadow_create(replay: Replay) -> Strategy:
+    """The strategy as the replay runs it: the same settings, the judged analyst/model/prompt, no schedule, no kill
+    switch (a live-trading control, not part of the strategy's logic), and a simulated account of its own."""
+    source = replay.strategy
+    connection = BrokerConnection.objects.create(
+        owner=replay.owner,
+        name=f"replay {replay.pk}",
+        kind=BrokerKind.SIMULATED,
+        starting_cash=replay.starting_cash,
+    )
+    fields = {f.name: getattr(source, f.name) for f in Strategy._meta.concrete_fields if f.name not in _NOT_COPIED}
+    fields.update(
+        name=f"{source.name[:70]} · replay {replay.pk}",
+        broker_connection=connection,
+        analyst=replay.analyst,
+        llm_model=replay.llm_model,
+        pinned_prompt_version=replay.prompt_version or source.pinned_prompt_version,
+        kill_switch=False,
+        is_active=True,
+    )
+    shadow = Strategy.objects.create(**fields)
+    StrategyIndicator.objects.bulk_create(
+        StrategyIndicator(strategy=shadow, indicator_id=link.indicator_id, position=link.position)
+        for link in source.strategy_indicators.all()
+    )
+    Replay.objects.filter(pk=replay.pk).update(shadow_strategy=shadow, broker_connection=connection)
+    replay.shadow_strategy, replay.broker_connection = shadow, connection
+    return shadow
+
+
+# --- run --------------------------------------------------------------------------------------------------------------
+
+
+class BudgetExhausted(Exception):
+    pass
+
+
+@dataclass
+class _Spend:
+    cost: Decimal = Decimal(0)
+    largest_call: Decimal = Decimal(0)
+
+    def would_exceed(self, budget: Decimal | None) -> bool:
+        """Stop before the next analysis if it could take the bill past the budget: the next call is assumed to
+        cost as much as the dearest one so far."""
+        return budget is not None and self.cost + self.largest_call > budget
+
+
+def replay_run(*, replay: Replay, progress: ProgressCallback | None = None) -> Replay:
+    """Run a PENDING replay to the end (or to its budget). The claim is atomic: a second caller returns at once."""
+    claimed = Replay.objects.filter(pk=replay.pk, status=ReplayStatus.PENDING).update(
+        status=ReplayStatus.RUNNING, started_at=timezone.now()
+    )
+    if claimed != 1:
+        replay.refresh_from_db()
+        return replay
+    replay.refresh_from_db()
+    try:
+        status = _run_steps(replay, progress)
+        if replay.analyst != Analyst.RULES and status == ReplayStatus.COMPLETED:
+            _baseline_run(replay)
+        report_data = replay_report(replay=replay)
+    except Exception as exc:  # the replay is closed FAILED with the reason; the traceback goes to the log
+        logger.exception("replay %s failed", replay.pk)
+        Replay.objects.filter(pk=replay.pk).update(
+            status=ReplayStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000], finished_at=timezone.now()
+        )
+        replay.refresh_from_db()
+        return replay
+    Replay.objects.filter(pk=replay.pk).update(status=status, report=report_data, finished_at=timezone.now())
+    replay.refresh_from_db()
+    return replay
+
+
+def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
+    from trading.broker import broker_for
+
+    shadow = replay.shadow_strategy or _shadow_create(replay)
+    bars = list(_step_bars(replay.symbol, replay.bar_size, replay.start, replay.end).chronological().ohlcv())
+    clock = ReplayClock(replay.bar_size, replay.symbol.time_zone)
+    source = ReplayBarSource(replay.symbol, load_history(replay.symbol, replay.bar_size, end=bars[-1][0]), clock)
+    broker = broker_for(replay.broker_connection, clock=clock, bar_source=source, bar_size=replay.bar_size)
+    spend = _Spend()
+    for index, (timestamp, _open, _high, _low, close, _volume) in enumerate(bars):
+        if replay.analyst != Analyst.RULES and spend.would_exceed(replay.budget_usd):
+            return ReplayStatus.BUDGET_STOPPED
+        clock.advance_to(timestamp)
+        _track_orders(replay, broker, clock)
+        execution = _execute(replay, shadow, clock=clock, source=source, broker=broker)
+        step = _record_step(replay, index, timestamp, close, execution, broker, clock)
+        spend.cost += step.llm_cost_usd
+        spend.largest_call = max(spend.largest_call, step.llm_cost_usd)
+        if progress is not None:
+            progress(replay, step)
+    return ReplayStatus.COMPLETED
+
+
+def _baseline_run(replay: Replay) -> Replay:
+    """The rules analyst over the same range, for the report's side-by-side column (charts off: rules reads none)."""
+    baseline = replay_create(
+        owner=replay.owner,
+        strategy=replay.strategy,
+        start=replay.start,
+        end=replay.end,
+        analyst=Analyst.RULES,
+        render_charts=False,
+        baseline_of=replay,
+    )
+    return replay_run(replay=baseline)
+
+
+def _track_orders(replay: Replay, broker, clock) -> None:
+    """What the live order poller does, for this replay's account only: fills by the bars up to the clock."""
+    from orders.services import orders_sync
+    from portfolio.services import fill_apply
+
+    for trade in orders_sync(broker_connection=replay.broker_connection, broker=broker, clock=clock):
+        fill_apply(trade=trade)
+
+
+def _execute(replay: Replay, shadow: Strategy, *, clock, source, broker) -> StrategyExecution:
+    """One run of the live executor at the replay clock's instant, with the replay's clock, bars and broker."""
+    from trading import executor
+    from trading.services import execution_start
+
+    execution = execution_start(strategy=shadow, trigger="replay")
+    context = executor.RunContext(
+        clock=clock,
+        bar_source=source,
+        broker=broker,
+        llm_cache=replay.llm_cache,
+        render_charts=replay.render_charts,
+        anonymise=replay.anonymise,
+        kill_switch=False,
+    )
+    executor.execute(execution.pk, context=context)
+    execution.refresh_from_db()
+    return execution
+
+
+def _record_step(replay: Replay, index: int, timestamp, close, execution, broker, clock) -> ReplayStep:
+    signal = TradingSignal.objects.filter(execution=execution).first() if execution is not None else None
+    calls = LLMCall.objects.filter(execution=execution) if execution is not None else LLMCall.objects.none()
+    usage = calls.aggregate(
+        cost=Sum("cost_usd"),
+        sent=Count("id", filter=Q(from_cache=False)),
+        hits=Count("id", filter=Q(from_cache=True)),
+        input_tokens=Sum("input_tokens"),
+        output_tokens=Sum("output_tokens"),
+    )
+    summary = broker.account_summary()
+    held = Position.objects.filter(strategy=replay.shadow_strategy).open().aggregate(total=Sum("quantity"))[
+        "total"
+    ] or Decimal(0)
+    step = ReplayStep.objects.create(
+        replay=replay,
+        index=index,
+        at=clock.now(),
+        bar_timestamp=timestamp,
+        close=close,
+        execution=execution,
+        execution_status=execution.status if execution is not None else "",
+        action=signal.action if signal else "",
+        confidence=signal.confidence if signal else None,
+        entry_price=signal.entry_price if signal else None,
+        stop_loss=signal.stop_loss if signal else None,
+        take_profit=signal.take_profit if signal else None,
+        cash=summary.cash,
+        position_quantity=held,
+        equity=summary.net_liquidation,
+        llm_cost_usd=usage["cost"] or Decimal(0),
+        analyst_calls=usage["sent"],
+    )
+    # Only this process writes a running replay's counters, so it keeps them and writes them whole each step.
+    replay.steps_done = index + 1
+    replay.analyst_calls += usage["sent"]
+    replay.cache_hits += usage["hits"]
+    replay.input_tokens += usage["input_tokens"] or 0
+    replay.output_tokens += usage["output_tokens"] or 0
+    replay.llm_cost_usd += step.llm_cost_usd
+    counters = ["steps_done", "analyst_calls", "cache_hits", "input_tokens", "output_tokens", "llm_cost_usd"]
+    Replay.objects.filter(pk=replay.pk).update(**{name: getattr(replay, name) for name in counters})
+    return step
+
+
+# --- report -----------------------------------------------------------------------------------------------------------
+
+
+def _fills(replay: Replay) -> list[report.Fill]:
+    from orders.models import Trade
+
+    trades = (
+        Trade.objects.filter(order__strategy=replay.shadow_strategy)
+        .select_related("order__signal")
+        .order_by("executed_at", "pk")
+    )
+    return [
+        report.Fill(
+            side=t.order.side,
+            quantity=t.quantity,
+            price=t.price,
+            commission=t.commission,
+            at=t.executed_at,
+            stop_loss=t.order.signal.stop_loss if t.order.signal_id else None,
+        )
+        for t in trades
+    ]
+
+
+def _curve(replay: Replay) -> tuple[list[ReplayStep], list[float], list[dt.date]]:
+    steps = list(replay.steps.order_by("index"))
+    return steps, [float(s.equity) for s in steps], [s.bar_timestamp.date() for s in steps]
+
+
+def replay_report(*, replay: Replay) -> dict:
+    """The report's figures (the replay, buy-and-hold and the rules analyst side by side), trades, calibration and
+    plots. Stored on the replay; the page and the command show it."""
+    steps, equity, days = _curve(replay)
+    if not steps:
+        return {"empty": True}
+    closes = [float(s.close) for s in steps]
+    trips = report.round_trips(_fills(replay)) if replay.shadow_strategy_id else []
+    fees = float(sum((t.fees for t in trips), Decimal(0)))
+    llm_cost = float(replay.llm_cost_usd)
+    columns = {
+        "replay": report.figures(
+            equity=equity,
+            days=days,
+            bar_size=replay.bar_size,
+            position_quantities=[float(s.position_quantity) for s in steps],
+            trips=trips,
+            fees=fees,
+            llm_cost=llm_cost,
+        ),
+        "buy_and_hold": report.figures(
+            equity=report.buy_and_hold_equity(closes, float(replay.starting_cash)), days=days, bar_size=replay.bar_size
+        ),
+    }
+    curves = {"replay": equity, "buy and hold": report.buy_and_hold_equity(closes, float(replay.starting_cash))}
+    baseline = replay.baselines.filter(status__in=[ReplayStatus.COMPLETED]).first()
+    if replay.analyst == Analyst.RULES:
+        columns["rules"] = columns["replay"]
+    elif baseline is not None:
+        b_steps, b_equity, b_days = _curve(baseline)
+        columns["rules"] = baseline.report.get("columns", {}).get("replay") or report.figures(
+            equity=b_equity, days=b_days, bar_size=baseline.bar_size
+        )
+        curves["rules analyst"] = b_equity[: len(equity)]
+    decisions = [
+        report.Decision(s.index, s.action, float(s.confidence))
+        for s in steps
+        if s.action in {"BUY", "SELL"} and s.confidence is not None
+    ]
+    title = "Replay" if replay.anonymise else f"{replay.symbol.symbol} {replay.bar_size} {days[0]} – {days[-1]}"
+    key = _store_plot(replay, report.plot_png(days, curves, title=title))
+    return {
+        "columns": columns,
+        "trades": [_trip_row(t) for t in trips],
+        "calibration": report.calibration(decisions, closes),
+        "calibration_horizon": report.CALIBRATION_HORIZON,
+        "plot_key": key,
+        "steps": len(steps),
+        "analyst_calls": replay.analyst_calls,
+        "cache_hits": replay.cache_hits,
+        "input_tokens": replay.input_tokens,
+        "output_tokens": replay.output_tokens,
+        "llm_cost_usd": llm_cost,
+        "anonymised": replay.anonymise,
+    }
+
+
+def _trip_row(trip: report.RoundTrip) -> dict:
+    return {
+        "opened_at": trip.opened_at.isoformat(),
+        "closed_at": trip.closed_at.isoformat() if trip.closed_at else None,
+        "quantity": float(trip.quantity),
+        "entry_price": float(trip.entry_price),
+        "exit_price": float(trip.exit_price) if trip.exit_price is not None else None,
+        "stop_loss": float(trip.stop_loss) if trip.stop_loss is not None else None,
+        "fees": float(trip.fees),
+        "pnl": float(trip.pnl) if trip.pnl is not None else None,
+        "r_multiple": trip.r_multiple,
+    }
+
+
+def _store_plot(replay: Replay, png: bytes) -> str:
+    key = f"replays/{replay.pk}/equity-drawdown.png"
+    if default_storage.exists(key):
+        default_storage.delete(key)
+    return default_storage.save(key, ContentFile(png))
+
+
+# --- prune and delete -------------------------------------------------------------------------------------------------
+
+
+def replay_lineage_prune(*, older_than: dt.timedelta, owner=None) -> int:
+    """Delete the lineage of finished replays older than `older_than`; their steps and reports stay. Returns the
+    number of lineage rows deleted."""
+    replays = Replay.objects.finished_before(timezone.now() - older_than).filter(shadow_strategy__isnull=False)
+    if owner is not None:
+        replays = replays.for_owner(owner)
+    shadow_ids = list(replays.values_list("shadow_strategy_id", flat=True))
+    deleted, _ = LineageRecord.objects.filter(execution__strategy_id__in=shadow_ids).delete()
+    replays.update(lineage_pruned_at=timezone.now())
+    return deleted
+
+
+@transaction.atomic
+def replay_delete(*, replay: Replay) -> None:
+    """Remove a replay with everything it made: orders, positions, signals, executions, lineage, its account."""
+    shadow, connection = replay.shadow_strategy, replay.broker_connection
+    for baseline in replay.baselines.all():
+        replay_delete(replay=baseline)
+    if shadow is not None:
+        Order.objects.filter(strategy=shadow).delete()
+        Position.objects.filter(strategy=shadow).delete()
+    key = (replay.report or {}).get("plot_key")
+    replay.delete()
+    if shadow is not None:
+        shadow.delete()
+    if connection is not None:
+        connection.delete()
+    if key:
+        transaction.on_commit(lambda: default_storage.delete(key))

@@ -1,0 +1,209 @@
+"""Replays through the live executor on real SPY history: no look-ahead, the LLM cache, the budget, the marking."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from lineage.models import LineageRecord
+from market.models import Bar, BarSize
+from orders.models import Order
+from portfolio.models import Position
+from replays.models import ReplayStatus
+from replays.services import replay_create, replay_delete, replay_lineage_prune, replay_run
+from signals_app.models import TradingSignal
+from trading.models import Analyst, BrokerConnection, Strategy, StrategyExecution
+
+DECISION_FIELDS = ("bar_timestamp", "action", "confidence", "entry_price", "stop_loss", "take_profit")
+ACCOUNT_FIELDS = ("cash", "position_quantity", "equity")
+
+
+def _replay(strategy, start, end, **options):
+    replay = replay_create(owner=strategy.owner, strategy=strategy, start=start, end=end, **options)
+    return replay_run(replay=replay)
+
+
+def _rows(replay, fields):
+    return list(replay.steps.order_by("index").values_list(*fields))
+
+
+def _scramble_bars_after(symbol, cut: dt.datetime, seed: int = 7) -> None:
+    """Shuffle the OHLCV of every bar after `cut` among those dates and scale them: a different future."""
+    bars = list(Bar.objects.for_symbol(symbol).of_size(BarSize.D1).after(cut).chronological())
+    values = [(b.open, b.high, b.low, b.close, b.volume) for b in bars]
+    random.Random(seed).shuffle(values)
+    for bar, (o, h, lo, c, v) in zip(bars, values, strict=True):
+        bar.open, bar.high, bar.low, bar.close, bar.volume = (x * Decimal("0.8") for x in (o, h, lo, c, v))
+    Bar.objects.bulk_update(bars, ["open", "high", "low", "close", "volume"])
+
+
+@pytest.mark.django_db(transaction=False)
+def test_decisions_up_to_t_are_identical_when_every_later_bar_is_scrambled(rules_strategy):
+    # given a replay of real SPY history with the rules analyst, trading through the simulated broker
+    start, end, cut = dt.date(2010, 1, 4), dt.date(2010, 3, 12), dt.datetime(2010, 2, 16, tzinfo=dt.UTC)
+    first = _replay(rules_strategy, start, end, render_charts=False)
+    assert first.status == ReplayStatus.COMPLETED
+    assert {"BUY", "SELL"} <= {a for (a,) in _rows(first, ["action"])}, "the window must hold real decisions"
+
+    # when every bar after t is scrambled and the same replay runs again
+    _scramble_bars_after(rules_strategy.symbol, cut)
+    second = _replay(rules_strategy, start, end, render_charts=False)
+
+    # then every decision, fill and account value up to t is the same, and the future did change what followed
+    fields = DECISION_FIELDS + ACCOUNT_FIELDS
+    before = [row for row in _rows(first, fields) if row[0] <= cut]
+    after_first = [row for row in _rows(first, fields) if row[0] > cut]
+    assert len(before) >= 25
+    assert [row for row in _rows(second, fields) if row[0] <= cut] == before
+    assert [row for row in _rows(second, fields) if row[0] > cut] != after_first
+
+
+def test_second_replay_of_a_range_asks_the_analyst_nothing_costs_nothing_and_decides_the_same(
+    rules_strategy, stub_anthropic
+):
+    # given an Anthropic replay that paid for every analysis
+    start, end = dt.date(2010, 3, 1), dt.date(2010, 3, 12)
+    first = _replay(rules_strategy, start, end, analyst=Analyst.ANTHROPIC, render_charts=True)
+    sent = len(stub_anthropic.requests)
+    assert first.status == ReplayStatus.COMPLETED
+    assert first.analyst_calls == sent == first.steps_total == 10
+    assert first.llm_cost_usd > 0
+    assert first.input_tokens == sent * stub_anthropic.INPUT_TOKENS
+    assert stub_anthropic.requests[0]["messages"][0]["content"][0]["type"] == "image"  # charts went along
+
+    # when the same range is replayed again through the LLM cache
+    second = _replay(rules_strategy, start, end, analyst=Analyst.ANTHROPIC, render_charts=True)
+
+    # then nothing reached the analyst, it cost $0, and every decision is the same
+    assert len(stub_anthropic.requests) == sent
+    assert (second.analyst_calls, second.cache_hits, second.llm_cost_usd) == (0, second.steps_total, Decimal(0))
+    assert _rows(second, DECISION_FIELDS + ACCOUNT_FIELDS) == _rows(first, DECISION_FIELDS + ACCOUNT_FIELDS)
+    assert second.report["columns"]["replay"]["llm_cost"] == 0
+
+
+def test_cache_only_replay_fails_on_a_miss_without_asking_the_analyst(rules_strategy, stub_anthropic):
+    replay = _replay(
+        rules_strategy, dt.date(2010, 3, 1), dt.date(2010, 3, 5), analyst=Analyst.ANTHROPIC, llm_cache="only"
+    )
+
+    assert stub_anthropic.requests == []
+    assert replay.analyst_calls == 0
+    assert {s.execution_status for s in replay.steps.all()} == {"FAILED"}
+    assert "cache" in replay.steps.first().execution.error.lower()
+
+
+def test_budget_stops_the_replay_before_it_spends_more(rules_strategy, stub_anthropic):
+    # given a budget of two and a half analyses (each stub answer costs the same)
+    per_call = _replay(
+        rules_strategy, dt.date(2010, 3, 1), dt.date(2010, 3, 1), analyst=Analyst.ANTHROPIC, llm_cache="off"
+    ).llm_cost_usd
+    budget = per_call * Decimal("2.5")
+    stub_anthropic.requests.clear()
+
+    # when a 10-step replay runs with the cache off
+    replay = _replay(
+        rules_strategy,
+        dt.date(2010, 3, 1),
+        dt.date(2010, 3, 12),
+        analyst=Analyst.ANTHROPIC,
+        llm_cache="off",
+        budget_usd=budget,
+    )
+
+    # then it stopped after two analyses, within the budget, and says so
+    assert replay.status == ReplayStatus.BUDGET_STOPPED
+    assert len(stub_anthropic.requests) == replay.analyst_calls == replay.steps_done == 2
+    assert replay.llm_cost_usd == 2 * per_call <= budget
+    assert replay.report["columns"]["replay"]["llm_cost"] == pytest.approx(float(2 * per_call))
+
+
+def test_rules_baseline_runs_beside_an_llm_replay_for_the_side_by_side_report(rules_strategy, stub_anthropic):
+    replay = _replay(rules_strategy, dt.date(2010, 3, 1), dt.date(2010, 3, 12), analyst=Analyst.ANTHROPIC)
+
+    baseline = replay.baselines.get()
+    assert (baseline.analyst, baseline.status, baseline.steps_done) == (Analyst.RULES, ReplayStatus.COMPLETED, 10)
+    columns = replay.report["columns"]
+    assert set(columns) == {"replay", "buy_and_hold", "rules"}
+    assert columns["rules"]["end_equity"] == float(baseline.steps.order_by("-index").first().equity)
+    assert columns["buy_and_hold"]["start_equity"] == float(replay.starting_cash)
+
+
+def test_anonymised_replay_shows_the_analyst_no_ticker_and_no_dates(rules_strategy, stub_anthropic):
+    replay = _replay(
+        rules_strategy, dt.date(2010, 3, 1), dt.date(2010, 3, 3), analyst=Analyst.ANTHROPIC, anonymise=True
+    )
+
+    assert replay.status == ReplayStatus.COMPLETED and replay.report["anonymised"] is True
+    for body in stub_anthropic.requests:
+        text = stub_anthropic.prompt(body) + " ".join(block["text"] for block in body["system"])
+        assert "SPY" not in text and "S&P" not in text
+        assert "2010" not in text and "t-0" in text
+        assert all(block["type"] == "text" for block in body["messages"][0]["content"])  # no chart: axes carry dates
+
+
+def test_replay_rows_are_marked_and_live_querysets_leave_them_out(rules_strategy):
+    replay = _replay(rules_strategy, dt.date(2010, 1, 4), dt.date(2010, 2, 12), render_charts=False)
+    shadow = replay.shadow_strategy
+
+    assert shadow.replay_of == replay and shadow.periodic_task is None
+    assert StrategyExecution.objects.filter(strategy=shadow, trigger="replay").count() == replay.steps_total
+    assert Order.objects.filter(strategy=shadow).exists() and Position.objects.filter(strategy=shadow).exists()
+    assert list(Strategy.objects.live()) == [rules_strategy]
+    assert not StrategyExecution.objects.live().exists()
+    assert not Position.objects.live().exists()
+    assert not LineageRecord.objects.live().exists() and LineageRecord.objects.of_replays().exists()
+    assert not TradingSignal.objects.filter(strategy__replay_of__isnull=True).exists()
+
+
+def test_pruning_deletes_replay_lineage_and_keeps_the_report(rules_strategy):
+    replay = _replay(rules_strategy, dt.date(2010, 1, 4), dt.date(2010, 1, 15), render_charts=False)
+
+    deleted = replay_lineage_prune(older_than=dt.timedelta(0))
+
+    assert deleted == 9 * replay.steps_total
+    assert not LineageRecord.objects.of_replays().exists()
+    replay.refresh_from_db()
+    assert replay.lineage_pruned_at is not None and replay.report["columns"]["replay"]["end_equity"] > 0
+
+
+def test_deleting_a_replay_removes_everything_it_made(rules_strategy):
+    replay = _replay(rules_strategy, dt.date(2010, 1, 4), dt.date(2010, 2, 12), render_charts=False)
+    shadow_id, connection_id = replay.shadow_strategy_id, replay.broker_connection_id
+
+    replay_delete(replay=replay)
+
+    assert not Strategy.objects.filter(pk=shadow_id).exists()
+    assert not BrokerConnection.objects.filter(pk=connection_id).exists()
+    assert not Order.objects.filter(strategy_id=shadow_id).exists()
+    assert not Order.objects.filter(strategy__isnull=True).exists()
+    assert not Position.objects.filter(strategy__isnull=True).exists()
+    assert Strategy.objects.filter(pk=rules_strategy.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        pytest.param({"end": dt.date(2009, 12, 31)}, "end", id="end-before-start"),
+        pytest.param({"start": dt.date(2030, 1, 1), "end": dt.date(2030, 2, 1)}, "start", id="no-bars"),
+        pytest.param({"llm_cache": "sometimes"}, "llm_cache", id="bad-cache-mode"),
+        pytest.param({"budget_usd": Decimal("-1")}, "budget_usd", id="negative-budget"),
+        pytest.param({"analyst": Analyst.ANTHROPIC, "prompt_version": 99}, "prompt_version", id="no-such-prompt"),
+    ],
+)
+def test_bad_requests_are_refused_and_write_nothing(rules_strategy, options, field):
+    from replays.models import Replay
+
+    arguments = {"start": dt.date(2010, 1, 4), "end": dt.date(2010, 2, 1), **options}
+    with pytest.raises(ValidationError) as caught:
+        replay_create(owner=rules_strategy.owner, strategy=rules_strategy, **arguments)
+    assert field in caught.value.message_dict
+    assert not Replay.objects.exists()
+
+
+def test_another_users_strategy_cannot_be_replayed(rules_strategy, other_user):
+    with pytest.raises(ValidationError, match="someone else"):
+        replay_create(owner=other_user, strategy=rules_strategy, start=dt.date(2010, 1, 4), end=dt.date(2010, 2, 1))
