@@ -445,13 +445,15 @@ def stops_watch(*, allowance: Decimal | None = None) -> list[Order]:
         if not (hit_stop or hit_target):
             continue
         clock = clock_for_strategy(position.strategy)
-        day = clock.trading_day(position.symbol.time_zone)
+        client_order_id = f"w{position.pk}-{clock.trading_day(position.symbol.time_zone):%Y%m%d}"
+        if Order.objects.by_client_order_id(client_order_id).exists():  # today's exit was tried (and refused)
+            continue
         order = position_exit_place(
             position=position,
             limit_price=price * (1 - allowance),
             source=OrderSource.STOP_WATCH,
             clock=clock,
-            client_order_id=f"w{position.pk}-{day:%Y%m%d}",
+            client_order_id=client_order_id,
         )
         logger.info(
             "stop watch: %s %s at %s (%s)", position.symbol.symbol, "stop" if hit_stop else "target", price, order
@@ -466,3 +468,11 @@ def snapshots_take() -> list[PortfolioSnapshot]:
 
     owners = get_user_model().objects.filter(broker_connections__isnull=False).distinct()
     return [snapshot_take(owner=owner) for owner in owners]
+
+
+def connection_reconcile(*, broker_connection: BrokerConnection) -> Reconciliation:
+    """Ask the broker what it holds and compare (positions_reconcile)."""
+    from trading.broker import broker_for
+
+    held = broker_for(broker_connection, clock=connection_clock(broker_connection)).positions()
+    return positions_reconcile(broker_connection=broker_connection, broker_positions=held)
