@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 BOOT_TIMEOUT = 120  # seconds; three cold Django start-ups on a busy machine
 TASK_TIMEOUT = 60
 STOP_TIMEOUT = 30
+HTTP_TIMEOUT = 30
 BEAT_TASK_NAME = "boot-check: ping from beat"
 PROCESS_STARTED = re.compile(r"\b(web|worker|beat)\.1 started \(pid=(\d+)\)")
 
@@ -77,9 +78,10 @@ def _wait_for_web(stack: Stack) -> None:
         if stack.honcho.poll() is not None:
             pytest.fail(f"honcho exited during start-up:\n{stack.log()}")
         try:
-            if requests.get(f"{stack.base_url}/accounts/login/", timeout=5).status_code == 200:
+            # the first request imports every URLconf'd view (pandas, matplotlib...): slow on a busy machine
+            if requests.get(f"{stack.base_url}/accounts/login/", timeout=HTTP_TIMEOUT).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.5)
     pytest.fail(f"web did not answer within {BOOT_TIMEOUT}s:\n{stack.log()}")
@@ -120,7 +122,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         for pgid in [honcho.pid, *stack.process_groups().values()]:
             if _group_alive(pgid):
                 os.killpg(pgid, signal.SIGKILL)
-        honcho.wait(timeout=10)
+        honcho.wait(timeout=STOP_TIMEOUT)
 
 
 def test_all_three_procfile_processes_start(stack):
@@ -129,14 +131,14 @@ def test_all_three_procfile_processes_start(stack):
 
 
 def test_root_redirects_an_anonymous_visitor_to_the_login_page(stack):
-    response = requests.get(f"{stack.base_url}/", allow_redirects=False, timeout=10)
+    response = requests.get(f"{stack.base_url}/", allow_redirects=False, timeout=HTTP_TIMEOUT)
 
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/accounts/login/")
 
 
 def test_login_page_renders_a_sign_in_form(stack):
-    response = requests.get(f"{stack.base_url}/accounts/login/", timeout=10)
+    response = requests.get(f"{stack.base_url}/accounts/login/", timeout=HTTP_TIMEOUT)
 
     assert response.status_code == 200
     assert 'name="username"' in response.text
@@ -145,7 +147,7 @@ def test_login_page_renders_a_sign_in_form(stack):
 
 
 def test_static_files_are_served_with_debug_off(stack):
-    response = requests.get(f"{stack.base_url}/static/admin/css/base.css", timeout=10)
+    response = requests.get(f"{stack.base_url}/static/admin/css/base.css", timeout=HTTP_TIMEOUT)
 
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/css")
