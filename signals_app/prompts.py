@@ -214,8 +214,9 @@ def prompt_version_create(*, template: PromptTemplate, body: str, created_by=Non
 
 def resolve_prompt_version(strategy, prompt_type: str = PromptType.ANALYSIS, language: str = "en") -> PromptVersion:
     """The version this strategy's analysis uses now (see the module docstring for the order)."""
-    if prompt_type == PromptType.ANALYSIS and strategy.pinned_prompt_version_id:
-        return strategy.pinned_prompt_version
+    pinned = strategy.pinned_prompt_version if prompt_type == PromptType.ANALYSIS else None
+    if pinned is not None and pinned.template.owner_id in (None, strategy.owner_id):
+        return pinned
     template = _resolve_template(strategy, prompt_type, language)
     if template is None:
         return default_prompt_version(prompt_type)

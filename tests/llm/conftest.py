@@ -232,3 +232,40 @@ def analysis_setup(make_strategy, stored_chart):
         return strategy, context, [stored_chart]
 
     return make
+
+
+@pytest.fixture
+def anthropic_loopback(settings):
+    """A real HTTP server on 127.0.0.1 speaking the Messages API from a FakeServer's queue; ANTHROPIC_BASE_URL points
+    at it, so code that builds its own client (the analyse command) is tested without any patching."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    fake = FakeServer("/v1/messages")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            length = int(self.headers.get("content-length", 0))
+            request = httpx2.Request(
+                "POST", f"http://127.0.0.1{self.path}", headers=dict(self.headers), content=self.rfile.read(length)
+            )
+            response = fake.handler(request)
+            self.send_response(response.status_code)
+            for name, value in response.headers.items():
+                if name.lower() not in {"content-length", "transfer-encoding"}:
+                    self.send_header(name, value)
+            self.send_header("content-length", str(len(response.content)))
+            self.end_headers()
+            self.wfile.write(response.content)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.ANTHROPIC_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}"
+    settings.ANTHROPIC_API_KEY = API_KEY
+    yield fake
+    server.shutdown()
+    server.server_close()

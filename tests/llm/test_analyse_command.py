@@ -49,15 +49,9 @@ def test_rules_run_records_every_step_as_a_dry_run_and_places_nothing(make_strat
     assert "Tokens: none (offline rules)" in output and "Cost: $0.000000" in output
 
 
-def test_anthropic_run_prints_tokens_and_cost_and_links_the_call(make_strategy, settings, monkeypatch):
-    import anthropic
-    import httpx2
-
-    from tests.llm.conftest import FakeServer
-
+def test_anthropic_run_prints_tokens_and_cost_and_links_the_call(make_strategy, anthropic_loopback):
     strategy = make_strategy(name="acme swing")
-    server = FakeServer("/v1/messages")
-    server.reply(
+    anthropic_loopback.reply(
         message(
             '{"action": "HOLD", "entry": null, "stop_loss": null, "target": null, '
             '"confidence": 0.4, "reasoning": "Mixed: RSI 52, MACD flat."}',
@@ -66,20 +60,12 @@ def test_anthropic_run_prints_tokens_and_cost_and_links_the_call(make_strategy, 
             cache_read_input_tokens=1500,
         )
     )
-    settings.ANTHROPIC_API_KEY = API_KEY
-    real_client = anthropic.Anthropic
-
-    def client_with_fake_transport(**kwargs):
-        kwargs["http_client"] = anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(server.handler))
-        return real_client(**kwargs)
-
-    monkeypatch.setattr("signals_app.llm.anthropic.anthropic.Anthropic", client_with_fake_transport)
 
     output = analyse("acme swing", "--analyst", "anthropic", "--model", "claude-sonnet-5-5")
 
     call = LLMCall.objects.get()
     assert call.execution.dry_run and call.execution.strategy == strategy
-    assert server.body()["messages"][0]["content"][0]["type"] == "image"
+    assert anthropic_loopback.body()["messages"][0]["content"][0]["type"] == "image"
     assert "Signal: HOLD  confidence 0.4000" in output
     assert "Tokens: input 2000, cache read 1500, cache write 0, output 150" in output
     assert "Cost: $0.005650" in output

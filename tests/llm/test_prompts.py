@@ -149,3 +149,12 @@ def test_default_prompts_render_with_and_without_a_position(db):
     assert "long 10.0 at 95.0" in with_position
     assert "none (flat). SELL is not possible." in flat
     assert "within 10.0% of the last close" in flat
+
+
+def test_a_pinned_version_of_another_users_template_is_ignored(strategy, other_user):
+    _, theirs = template_with_version(owner=other_user)
+    _, own = template_with_version(owner=strategy.owner)
+    strategy.pinned_prompt_version = theirs
+    strategy.save()
+
+    assert resolve_prompt_version(strategy) == own
