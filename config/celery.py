@@ -17,6 +17,7 @@ app.conf.beat_schedule = {
     "orders-track": {"task": "trading.orders_track", "schedule": 15.0, "options": {"expires": 15}},
     "stops-watch": {"task": "trading.stops_watch", "schedule": 60.0, "options": {"expires": 60}},
     "portfolio-snapshots": {"task": "trading.portfolio_snapshots", "schedule": 900.0, "options": {"expires": 900}},
+    "ibkr-keepalive": {"task": "trading.ibkr_keepalive", "schedule": 60.0, "options": {"expires": 55}},
 }
 
 
