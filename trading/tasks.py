@@ -144,29 +144,3 @@ def ibkr_keepalive_connection(connection_id: int) -> bool | None:
             return session_keepalive(connection=connection).can_trade
     except LockTimeout:
         return None
-
-
-@shared_task(name="trading.ibkr_keepalive", ignore_result=True)
-def ibkr_keepalive() -> int:
-    """Beat, every 60 s: one keep-alive per IBKR connection (an idle gateway session dies after about 5 minutes)."""
-    from trading.models import BrokerKind
-
-    connection_ids = list(BrokerConnection.objects.filter(kind=BrokerKind.IBKR).values_list("pk", flat=True))
-    for connection_id in connection_ids:
-        ibkr_keepalive_connection.apply_async(args=[connection_id], expires=55)
-    return len(connection_ids)
-
-
-@shared_task(name="trading.ibkr_keepalive_connection", ignore_result=True)
-def ibkr_keepalive_connection(connection_id: int) -> bool | None:
-    """Tickle one gateway and store its session state on the connection. No retry: the next beat is one."""
-    from trading.broker.ibkr import session_keepalive
-
-    connection = BrokerConnection.objects.filter(pk=connection_id).first()
-    if connection is None:
-        return None
-    try:
-        with lock(f"ibkr-keepalive:{connection_id}", ttl=60, wait=0):
-            return session_keepalive(connection=connection).can_trade
-    except LockTimeout:
-        return None
