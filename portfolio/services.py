@@ -427,6 +427,7 @@ def stops_watch(*, allowance: Decimal | None = None) -> list[Order]:
     placed = []
     positions = (
         Position.objects.open()
+        .live()  # a replay's positions live on the replay's clock, not this one
         .filter(strategy__isnull=False)
         .exclude(stop_loss__isnull=True, take_profit__isnull=True)
         .select_related("strategy__broker_connection", "symbol", "owner")

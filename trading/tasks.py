@@ -71,6 +71,7 @@ def orders_track() -> int:
 
     connection_ids = list(
         BrokerConnection.objects.filter(orders__status__in=[*OPEN_STATUSES, "SUBMITTING"])
+        .filter(replay_of__isnull=True)  # a replay tracks its own account by its own clock (replays.services)
         .values_list("pk", flat=True)
         .distinct()
     )

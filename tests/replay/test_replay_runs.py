@@ -207,3 +207,38 @@ def test_bad_requests_are_refused_and_write_nothing(rules_strategy, options, fie
 def test_another_users_strategy_cannot_be_replayed(rules_strategy, other_user):
     with pytest.raises(ValidationError, match="someone else"):
         replay_create(owner=other_user, strategy=rules_strategy, start=dt.date(2010, 1, 4), end=dt.date(2010, 2, 1))
+
+
+def test_live_order_tracking_leaves_a_replays_working_order_alone(rules_strategy, settings):
+    # given a replay that ended the day it placed a BUY, so its order is still working at its broker
+    from trading.tasks import orders_track
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    replay = _replay(rules_strategy, dt.date(2010, 1, 4), dt.date(2010, 1, 4), render_charts=False)
+    order = Order.objects.get(strategy=replay.shadow_strategy)
+    assert order.is_open
+
+    # when the live poller runs on the wall clock (whose stored bars would fill it at once)
+    tracked = orders_track()
+
+    # then the replay's account was not polled and its order is as the replay left it
+    order.refresh_from_db()
+    assert tracked == 0 and order.is_open and not order.trades.exists()
+    assert not Order.objects.live().exists()
+
+
+def test_live_stop_watch_leaves_a_replays_position_alone(rules_strategy):
+    # given a replay that bought on its first day and holds the position, its target long passed in real time
+    from portfolio.services import stops_watch
+
+    replay = _replay(rules_strategy, dt.date(2010, 1, 4), dt.date(2010, 1, 5), render_charts=False)
+    position = Position.objects.filter(strategy=replay.shadow_strategy).open().get()
+    assert position.take_profit is not None
+    orders_before = list(Order.objects.filter(strategy=replay.shadow_strategy).values_list("pk", "status"))
+
+    # when the live stop/target watch runs
+    exits = stops_watch()
+
+    # then it placed no exit for the replay's position
+    assert exits == []
+    assert list(Order.objects.filter(strategy=replay.shadow_strategy).values_list("pk", "status")) == orders_before
