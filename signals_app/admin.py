@@ -7,7 +7,6 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from market.clock import clock_for_strategy
 from signals_app import steps
 from signals_app.models import LLMCall, PromptPerformance, PromptTemplate, PromptVersion, TradingSignal
 from signals_app.prompts import (
@@ -135,13 +134,7 @@ class PromptVersionAdmin(admin.ModelAdmin):
         rendered, error = "", ""
         if chosen is not None:
             try:
-                clock = clock_for_strategy(chosen)
-                bars = steps.fetch_bars(strategy=chosen, clock=clock)
-                indicators = steps.calculate_indicators(strategy=chosen, bars_df=bars)
-                context = steps.build_context(
-                    strategy=chosen, bars_df=bars, indicators=indicators, charts=[], clock=clock
-                )
-                rendered = render_prompt(version, context)
+                rendered = render_prompt(version, steps.preview_context(chosen))
             except Exception as exc:  # shown to the editor, who is choosing what to fix
                 error = f"{type(exc).__name__}: {exc}"
         context = {

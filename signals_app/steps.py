@@ -102,6 +102,16 @@ def generate_charts(*, strategy, bars_df: pd.DataFrame, indicators: dict, key_pr
     return charts
 
 
+def preview_context(strategy, *, clock: MarketClock | None = None) -> dict:
+    """The context a run would build now from the strategy's latest data, without drawing charts (prompt previews)."""
+    from market.clock import clock_for_strategy
+
+    clock = clock or clock_for_strategy(strategy)
+    bars = fetch_bars(strategy=strategy, clock=clock)
+    indicators = calculate_indicators(strategy=strategy, bars_df=bars)
+    return build_context(strategy=strategy, bars_df=bars, indicators=indicators, charts=[], clock=clock)
+
+
 def _indicator_configs(strategy) -> list:
     return [link.indicator for link in strategy.strategy_indicators.select_related("indicator").order_by("position")]
 

@@ -35,6 +35,16 @@ class RulesAnalyst(BaseAnalyst):
 
 
 def decide(context: dict) -> dict:
+    """The decision as the fields of an answer, in JSON types (floats), exactly as an LLM's would be: it is stored
+    in lineage and read back the same way when a run resumes."""
+    fields = _decide(context)
+    for name in ("entry", "stop_loss", "target", "confidence"):
+        if fields[name] is not None:
+            fields[name] = float(fields[name])
+    return fields
+
+
+def _decide(context: dict) -> dict:
     last_close = Decimal(str(context["last_close"]))
     votes = [vote for indicator in context.get("indicators", []) if (vote := _vote(indicator, float(last_close)))]
     trend = [v for v in votes if v[0] in TREND_TYPES]

@@ -167,3 +167,17 @@ def test_sell_answer_without_an_open_position_becomes_hold(analysis_setup, anthr
 
     assert parsed.action == "HOLD"
     assert "no open position" in parsed.refusal_reason
+
+
+def test_rules_answer_survives_a_json_round_trip_unchanged(analysis_setup):
+    import json
+
+    from signals_app.llm import Analysis, Answer
+
+    strategy, context, _ = analysis_setup()
+    analysis, parsed = rules(strategy, context)
+    stored = json.loads(json.dumps(analysis.answer.fields))  # what lineage keeps for a resumed run
+
+    restored = Analysis(analyst="rules", model="rules", answer=Answer(fields=stored))
+
+    assert parse_signal(analysis=restored, last_close=context["last_close"], strategy=strategy) == parsed
