@@ -263,11 +263,16 @@ def execution_claim_renew(*, execution: StrategyExecution) -> bool:
 
 
 def _claim_locked(strategy_id: int) -> StrategyClaim:
-    return StrategyClaim.objects.select_for_update(of=("self",)).select_related("execution").get(pk=strategy_id)
+    return StrategyClaim.objects.select_for_update().get(pk=strategy_id)
 
 
 def _claim_is_live(claim: StrategyClaim, now: dt.datetime) -> bool:
-    return claim.execution is not None and claim.expires_at > now and claim.execution.status == ExecutionStatus.RUNNING
+    # The holder's status is read by a statement of its own, after the lock is ours: under READ COMMITTED it then
+    # sees the execution a racing caller committed while we waited (a join in the locking query would not).
+    if claim.execution_id is None or claim.expires_at <= now:
+        return False
+    status = StrategyExecution.objects.filter(pk=claim.execution_id).values_list("status", flat=True).first()
+    return status == ExecutionStatus.RUNNING
 
 
 def execution_claim_release(*, execution: StrategyExecution) -> None:

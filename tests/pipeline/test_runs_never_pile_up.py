@@ -1,0 +1,130 @@
+"""Runs never pile up: one execution per strategy at a time (a row claim that a crashed run loses after its TTL),
+the beat task creates the execution and enqueues its run on commit, and a trigger expires if not started in time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from config.celery import app
+from tests.factories import StrategyFactory, SymbolFactory
+from tests.pipeline.conftest import strategy_with_indicators
+from trading import tasks
+from trading.models import ExecutionStatus, StrategyClaim, StrategyExecution
+from trading.services import (
+    TRIGGER_EXPIRES_SECONDS,
+    AlreadyRunning,
+    execution_claim_renew,
+    execution_finish,
+    execution_start,
+    strategy_create,
+)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_triggers_at_the_same_moment_start_one_execution():
+    strategy = StrategyFactory()
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+
+    def trigger() -> None:
+        barrier.wait()
+        try:
+            execution_start(strategy=strategy)
+            results.append("started")
+        except AlreadyRunning:
+            results.append("already running")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=trigger) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(results) == ["already running", "started"]
+    assert StrategyExecution.objects.filter(strategy=strategy).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_running_strategy_is_started_again_only_after_its_run_finishes():
+    strategy = StrategyFactory()
+    first = execution_start(strategy=strategy)
+
+    with pytest.raises(AlreadyRunning):
+        execution_start(strategy=strategy)
+    execution_finish(execution=first, status=ExecutionStatus.COMPLETED)
+    second = execution_start(strategy=strategy)
+
+    assert second.pk != first.pk
+
+
+@pytest.mark.django_db
+def test_a_claim_left_by_a_crashed_run_lapses_after_its_ttl():
+    strategy = StrategyFactory()
+    crashed = execution_start(strategy=strategy)
+    StrategyClaim.objects.filter(strategy=strategy).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+    replacement = execution_start(strategy=strategy)
+
+    assert replacement.pk != crashed.pk
+    assert not execution_claim_renew(execution=crashed)  # the crashed run, redelivered, must not run alongside
+
+
+@pytest.mark.django_db
+def test_a_redelivered_run_whose_strategy_another_run_holds_is_skipped():
+    strategy = StrategyFactory()
+    crashed = execution_start(strategy=strategy)
+    StrategyClaim.objects.filter(strategy=strategy).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    execution_start(strategy=strategy)
+
+    tasks.strategy_run(str(crashed.pk))
+
+    crashed.refresh_from_db()
+    assert crashed.status == ExecutionStatus.SKIPPED
+    assert "another run" in crashed.error
+
+
+@pytest.fixture
+def eager_celery():
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = saved
+
+
+@pytest.mark.django_db
+def test_the_beat_task_creates_the_execution_and_enqueues_its_run_after_commit(
+    eager_celery, django_capture_on_commit_callbacks, owner
+):
+    strategy = strategy_with_indicators(owner)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        execution_id = tasks.strategy_due(strategy.pk)
+    execution = StrategyExecution.objects.get(pk=execution_id)
+    assert (execution.status, execution.trigger, len(callbacks)) == (ExecutionStatus.RUNNING, "schedule", 1)
+
+    callbacks[0]()  # the commit happens: the run is enqueued (and, eagerly, runs)
+
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.COMPLETED
+    strategy.refresh_from_db()
+    assert strategy.last_execution_at == execution.started_at
+
+
+@pytest.mark.django_db
+def test_the_scheduled_trigger_expires_if_no_worker_starts_it_in_time(owner):
+    strategy = strategy_create(owner=owner, name="s", symbol=SymbolFactory(), schedule_cron="* * * * *")
+
+    assert strategy.periodic_task.expire_seconds == TRIGGER_EXPIRES_SECONDS
+    assert 0 < TRIGGER_EXPIRES_SECONDS <= 600
+
+
+@pytest.mark.django_db
+def test_the_beat_task_of_a_deleted_strategy_does_nothing():
+    assert tasks.strategy_due(987654) is None
