@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from collections import deque
@@ -579,7 +580,9 @@ def orders_sync(*, broker_connection, broker: Broker | None = None, clock: Marke
     if not (ours.unsettled().exists() or ours.working().exists()):
         return []
     broker = broker or broker_for(broker_connection, clock=clock)
-    for order in ours.unsettled().parents():
+    # A SUBMITTING order younger than a conversation is most likely being sent right now: leave it to its sender.
+    in_flight_since = timezone.now() - dt.timedelta(seconds=broker.conversation_seconds)
+    for order in ours.unsettled().parents().exclude(status=S.SUBMITTING, updated_at__gt=in_flight_since):
         order_reconcile(order=order, broker=broker)
     listed = {b.broker_order_id: b for b in broker.open_orders()}
     trades = _record_executions(broker.executions(days=2), ours)
