@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from django.core.files.storage import default_storage
+from matplotlib import font_manager
 from PIL import Image
 
 from market.charts import MAX_LONG_EDGE, MAX_PIXELS, png_size, render_chart, store_chart
@@ -51,6 +52,9 @@ def test_chart_is_not_blank(daily_png):
 
 
 def test_rendering_logs_no_font_warnings(caplog):
+    # matplotlib warns about a missing font or weight once, then answers from a cache: empty it so this test sees
+    # every lookup even after other tests have drawn charts in this process.
+    font_manager.FontManager._findfont_cached.cache_clear()
     caplog.set_level(logging.DEBUG, logger="matplotlib")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
