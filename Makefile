@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-requirements
 DEV_STAMP := $(VENV)/.installed-requirements-dev
 
-# make run serves here; honcho hands PORT to the first Procfile entry (web).
+# make run serves here; honcho hands PORT to the first Procfile entry (web). It reads no .env file (--env /dev/null):
+# the processes see the same environment as the migrate and seed_demo before them.
 PORT ?= 8000
 
 # make test and make bench: the caller's DATABASE_URL / REDIS_URL win, else the local servers.
@@ -55,7 +56,7 @@ seed: migrate
 run: seed
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo "Serving http://127.0.0.1:$(PORT)/ (web, worker, beat). Ctrl-C stops all three."
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start --port $(PORT)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start --env /dev/null --port $(PORT)
 
 # --- make test ------------------------------------------------------------------------------------------------------
 
