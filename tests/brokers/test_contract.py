@@ -160,3 +160,28 @@ def test_bracket_stop_filling_cancels_the_target(any_broker, owner, leg_fills):
     target.refresh_from_db()
     assert (stop.status, target.status) == ("FILLED", "CANCELLED")
     assert stop.average_fill_price == Decimal("97.00")
+
+
+def test_modify_changes_the_working_orders_price(any_broker, owner):
+    from trading.broker import OrderRequest
+
+    order = place(any_broker, owner, limit_price=Decimal("99.00"), tif="GTC")
+    changed = OrderRequest(
+        client_order_id=order.client_order_id,
+        conid=order.conid,
+        symbol="AAPL",
+        side="BUY",
+        quantity=order.quantity,
+        order_type="LMT",
+        limit_price=Decimal("99.75"),
+        tif="GTC",
+        symbol_id=order.symbol_id,
+    )
+
+    placement = any_broker.broker.modify(order.broker_order_id, changed)
+    any_broker.market.fill(order, Decimal("99.75"))
+    orders_sync(broker_connection=any_broker.connection, broker=any_broker.broker)
+
+    order.refresh_from_db()
+    assert placement.broker_order_ids == [order.broker_order_id]
+    assert (order.status, order.average_fill_price) == (OrderStatus.FILLED, Decimal("99.75"))

@@ -559,11 +559,10 @@ class IbkrBroker(Broker):
     # --- orders ----------------------------------------------------------------------------------------------------
 
     def _order_json(self, order: OrderRequest, *, parent_coid: str = "") -> dict:
-        if order.conid is None:
-            raise Rejected(f"{order.symbol} has no IBKR contract id")
+        conid = order.conid if order.conid is not None else self.stock_conid(order.symbol).conid
         body: dict[str, Any] = {
             "acctId": self.client.account_id,
-            "conid": int(order.conid),
+            "conid": int(conid),  # a number: IBKR refuses the string /secdef/search hands out
             "orderType": ORDER_TYPE_TO_IBKR[order.order_type],
             "side": order.side,
             "quantity": _number(order.quantity),
