@@ -224,6 +224,19 @@ def validate_config(indicator_type: str, params: Mapping[str, Any] | None) -> di
     return cleaned
 
 
+def validate_config_fields(indicator_type: str, params: Mapping[str, Any] | None) -> dict[str, int | float]:
+    """validate_config for a model form or serializer: the errors keyed by the field the user typed them in
+    (`indicator_type` or `parameters`, as on trading.IndicatorConfig)."""
+    try:
+        indicator_spec(indicator_type)
+    except ValidationError as exc:
+        raise ValidationError({"indicator_type": exc.messages}) from exc
+    try:
+        return validate_config(indicator_type, params)
+    except ValidationError as exc:
+        raise ValidationError({"parameters": exc.messages}) from exc
+
+
 def warmup_bars(indicator_type: str, params: Mapping[str, Any] | None = None) -> int:
     """How many bars the indicator needs before its first value: row warmup_bars - 1 is the first non-empty one."""
     spec = indicator_spec(indicator_type)

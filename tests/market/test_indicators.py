@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 from django.core.exceptions import ValidationError
 
-from market.indicators import REGISTRY, compute, describe_registry, validate_config, warmup_bars
+from market.indicators import (
+    REGISTRY,
+    compute,
+    describe_registry,
+    validate_config,
+    validate_config_fields,
+    warmup_bars,
+)
 from tests.market.conftest import DATA
 
 TA = DATA / "indicator_fixtures" / "ta"
@@ -284,3 +291,15 @@ def test_registry_describes_types_ranges_and_defaults():
 )
 def test_warmup_bars_per_indicator(indicator, params, bars):
     assert warmup_bars(indicator, params) == bars
+
+
+def test_form_errors_are_keyed_by_the_field_the_user_typed_in():
+    with pytest.raises(ValidationError) as unknown:
+        validate_config_fields("KDJ", {})
+    with pytest.raises(ValidationError) as bad_param:
+        validate_config_fields("RSI", {"period": 0})
+
+    assert unknown.value.message_dict == {
+        "indicator_type": ["Unknown indicator 'KDJ': choose one of RSI, MACD, ATR, SMA, EMA, BB, SUPERTREND"]
+    }
+    assert bad_param.value.message_dict == {"parameters": ["RSI period must be between 2 and 500, got 0"]}

@@ -324,3 +324,31 @@ def test_the_ibkr_source_is_whatever_the_broker_app_registered(monkeypatch):
     register_bar_source(MarketDataSource.IBKR, lambda s: marker)
 
     assert source_for_strategy(strategy) is marker
+
+
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_runs_take_different_bars(stored_daily):
+    import threading
+
+    from django.db import connection
+
+    symbol = stored_daily(120)
+    strategy = playback_strategy(symbol)
+    start = playback_advance(strategy=strategy)
+    results, barrier = [], threading.Barrier(4)
+
+    def run():
+        try:
+            barrier.wait()
+            results.append(playback_advance(strategy=strategy))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    following = [stamp for stamp in stamps(symbol) if stamp > start][:4]
+    assert sorted(results) == following
