@@ -41,6 +41,7 @@ urlpatterns = [
     path("", include("orders.urls")),
     path("", include("portfolio.urls")),
     path("", include("lineage.urls")),
+    path("replays/", include("replays.urls")),
 ]
 
 if settings.DEBUG:
