@@ -375,6 +375,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models share field names with different choices (status, source): name each choice set once.
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.models.OrderStatus",
+        "ExecutionStatusEnum": "trading.models.ExecutionStatus",
+        "LLMCallStatusEnum": "signals_app.models.LLMCallStatus",
+        "OrderSourceEnum": "orders.models.OrderSource",
+        "TimeInForceEnum": "orders.models.TimeInForce",
+    },
 }
 
 LOGGING = {

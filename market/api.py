@@ -23,7 +23,7 @@ class SymbolSerializer(serializers.ModelSerializer):
 
 class ContractSerializer(serializers.Serializer):
     symbol = SymbolSerializer()
-    source = serializers.ChoiceField(choices=["local", "ibkr"])
+    source = serializers.CharField(help_text="local (the stored row) or ibkr (refreshed from the gateway)")
     broker_error = serializers.CharField(allow_blank=True)
     bars = serializers.IntegerField()
 

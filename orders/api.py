@@ -109,6 +109,8 @@ class ManualOrderSerializer(serializers.Serializer):
 class OrderViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Your orders. POST places a manual order through the order service (guarded like a strategy's)."""
 
+    queryset = Order.objects.none()  # for the schema; get_queryset gives the user's own
+
     def get_queryset(self):
         orders = Order.objects.for_owner(self.request.user).select_related("symbol").order_by("-created_at")
         if self.action == "retrieve":

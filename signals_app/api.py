@@ -68,6 +68,7 @@ class PromptTemplateViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewS
     """Your prompt templates and the global ones. A template's text changes only by adding a version."""
 
     serializer_class = PromptTemplateSerializer
+    queryset = PromptTemplate.objects.none()  # for the schema; get_queryset gives what the user may see
 
     def get_queryset(self):
         return (
@@ -165,6 +166,8 @@ class SignalDetailSerializer(SignalSerializer):
 
 class SignalViewSet(viewsets.ReadOnlyModelViewSet):
     """Your signals, newest first. Filter with ?strategy=, ?action=, ?outcome=."""
+
+    queryset = TradingSignal.objects.none()  # for the schema; get_queryset gives the user's own
 
     def get_serializer_class(self):
         return SignalDetailSerializer if self.action == "retrieve" else SignalSerializer

@@ -86,6 +86,7 @@ class IndicatorConfigViewSet(viewsets.ModelViewSet):
     """Your saved indicator configurations, validated against the indicator registry."""
 
     serializer_class = IndicatorConfigSerializer
+    queryset = IndicatorConfig.objects.none()  # for the schema; get_queryset gives the user's own
 
     def get_queryset(self):
         return IndicatorConfig.objects.filter(owner=self.request.user).order_by("name")
@@ -216,6 +217,7 @@ class StrategyViewSet(viewsets.ModelViewSet):
     """Your strategies. Every write goes through the strategy service, which keeps the schedule in line."""
 
     serializer_class = StrategySerializer
+    queryset = Strategy.objects.none()  # for the schema; get_queryset gives the user's own
 
     def get_queryset(self):
         return (
@@ -233,9 +235,11 @@ class StrategyViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def run(self, request: Request, pk=None) -> Response:
         """Run the strategy now (once, in the background); answers with the new execution."""
+        from trading.views import strategy_run_now
+
         strategy = self.get_object()
         try:
-            execution = services.strategy_run_now(strategy=strategy)
+            execution = strategy_run_now(strategy=strategy)
         except services.AlreadyRunning as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
@@ -266,6 +270,7 @@ class ExecutionViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewset
     """Your executions across strategies (poll one to follow a run)."""
 
     serializer_class = ExecutionSerializer
+    queryset = StrategyExecution.objects.none()  # for the schema; get_queryset gives the user's own
     lookup_value_regex = "[0-9a-f-]{36}"
 
     def get_queryset(self):

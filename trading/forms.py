@@ -181,6 +181,19 @@ class OwnedStrategyForm(forms.ModelForm):
             raise ValidationError("You already have a strategy with this name.")
         return name
 
+    def clean_indicators(self) -> list[IndicatorConfig]:
+        """In the order the user gave them (the order the analyst and the charts use)."""
+        chosen = list(self.cleaned_data["indicators"])
+        given = [str(value) for value in self.data.getlist(self.add_prefix("indicators"))]
+        return sorted(chosen, key=lambda i: given.index(str(i.pk)) if str(i.pk) in given else len(given))
+
+    def clean_schedule_cron(self) -> str:
+        from trading.services import cron_fields
+
+        expression = " ".join(self.cleaned_data["schedule_cron"].split())
+        cron_fields(expression)  # raises ValidationError naming what is wrong
+        return expression
+
     def clean(self):
         cleaned = super().clean()
         template, version = cleaned.get("prompt_template"), cleaned.get("pinned_prompt_version")

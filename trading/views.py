@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, OuterRef, Prefetch, Q, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -23,6 +24,7 @@ from market.models import Symbol
 from market.symbol_search import symbols_matching
 from orders.models import Order, OrderStatus
 from portfolio.models import PortfolioSnapshot, Position
+from portfolio.services import portfolio_valuation
 from signals_app.models import TradingSignal
 from trading import forms, services
 from trading.middleware import profile_for_user, remember_time_zone
@@ -82,6 +84,17 @@ def strategies_with_last_run(user):
 def dashboard(request: HttpRequest) -> HttpResponse:
     user = request.user
     snapshot = PortfolioSnapshot.objects.filter(owner=user).order_by("-taken_at").first()
+    if snapshot is None:  # before the first scheduled snapshot: value the portfolio now instead
+        valuation = portfolio_valuation(owner=user)
+        snapshot = PortfolioSnapshot(
+            owner=user,
+            cash=valuation.cash,
+            positions_value=valuation.positions_value,
+            total_value=valuation.total_value,
+            realized_pnl=valuation.realized_pnl,
+            unrealized_pnl=valuation.unrealized_pnl,
+            taken_at=valuation.at,
+        )
     strategies = list(strategies_with_last_run(user))
     context = {
         "snapshot": snapshot,
@@ -299,12 +312,24 @@ def strategy_delete(request: HttpRequest, strategy_id: int) -> HttpResponse:
     return redirect("strategy_list")
 
 
+def strategy_run_now(*, strategy: Strategy) -> StrategyExecution:
+    """Start a manual run: claim the strategy and create its execution (the strategy service), then enqueue the run
+    task once that is committed, as the beat trigger does. Raises services.AlreadyRunning."""
+    from trading.tasks import strategy_run_enqueue
+
+    with transaction.atomic():
+        execution = services.execution_start(strategy=strategy, trigger="manual")
+        execution_id = str(execution.pk)
+        transaction.on_commit(lambda: strategy_run_enqueue(execution_id))
+    return execution
+
+
 @login_required
 @require_POST
 def strategy_run(request: HttpRequest, strategy_id: int) -> HttpResponse:
     strategy = get_strategy_for_user(request.user, strategy_id)
     try:
-        execution = services.strategy_run_now(strategy=strategy)
+        execution = strategy_run_now(strategy=strategy)
     except services.AlreadyRunning:
         messages.warning(request, f"{strategy.name} is already running.")
         return redirect("strategy_detail", strategy_id=strategy.pk)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
 from django.urls import reverse
@@ -36,7 +36,7 @@ def money(value, currency: str = "USD") -> str:
         return "—"
     sign = "−" if amount < 0 else ""
     symbol = _CURRENCY_SIGNS.get(currency or "USD", f"{currency} ")
-    return f"{sign}{symbol}{abs(amount).quantize(Decimal('0.01')):,}"
+    return f"{sign}{symbol}{abs(amount).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
 
 
 @register.filter
@@ -106,7 +106,20 @@ def badge(value, label: str = ""):
 
 @register.filter
 def step_title(name: str) -> str:
-    return str(name).replace("_", " ").capitalize()
+    words = str(name).replace("_", " ").capitalize().split(" ")
+    return " ".join("LLM" if word.lower() == "llm" else word for word in words)
+
+
+@register.simple_tag
+def duration(start, end) -> str:
+    """How long between two instants: "850 ms", "12.5 s", "3 min 4 s"."""
+    if not start or not end:
+        return "—"
+    seconds = (end - start).total_seconds()
+    if seconds < 60:
+        return ms(int(seconds * 1000))
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest} s"
 
 
 @register.filter
