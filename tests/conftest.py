@@ -43,29 +43,34 @@ def _redis_db(url: str) -> int:
     return int(path) if path.isdigit() else 0
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Refuse to run on anything but PostgreSQL, and give the tests a clean Redis database of their own."""
-    from django.conf import settings
-
+def wrong_services(settings) -> str | None:
+    """Why these settings cannot run the tests, or None: PostgreSQL only, and a Redis database of their own."""
     engine = settings.DATABASES["default"]["ENGINE"]
     if engine != "django.db.backends.postgresql":
-        pytest.exit(
+        return (
             f"The tests run on PostgreSQL, but DATABASE_URL gives {engine!r}. Set DATABASE_URL, e.g. "
-            "DATABASE_URL=postgres://postgres@127.0.0.1:5432/trading (make test does).",
-            returncode=pytest.ExitCode.USAGE_ERROR,
+            "DATABASE_URL=postgres://postgres@127.0.0.1:5432/trading (make test does)."
         )
     if not settings.REDIS_URL:
-        pytest.exit(
+        return (
             "The tests need Redis: set REDIS_URL to a database of its own, e.g. REDIS_URL=redis://127.0.0.1:6379/15 "
-            "(make test does). It is flushed at the start of every run.",
-            returncode=pytest.ExitCode.USAGE_ERROR,
+            "(make test does). It is flushed at the start of every run."
         )
     if _redis_db(settings.REDIS_URL) == 0:
-        pytest.exit(
+        return (
             f"REDIS_URL={settings.REDIS_URL} names database 0; the tests flush their database, so give them one "
-            "of their own, e.g. redis://127.0.0.1:6379/15.",
-            returncode=pytest.ExitCode.USAGE_ERROR,
+            "of their own, e.g. redis://127.0.0.1:6379/15."
         )
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to run on the wrong services, and give the tests a clean Redis database of their own."""
+    from django.conf import settings
+
+    problem = wrong_services(settings)
+    if problem:
+        pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
     # PBKDF2 costs ~0.2 s a password by design; tests create thousands of users. Logins still check hashes.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     try:

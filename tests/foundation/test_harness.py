@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
@@ -14,7 +15,7 @@ from django.core.files.base import ContentFile
 from django.db import connection
 
 from config.celery import ping
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, wrong_services
 from tests.worker_tasks import record_attempt, user_exists
 
 
@@ -31,17 +32,8 @@ def wait_for(condition, *, timeout: float, what: str):
 # --- The session refuses the wrong services -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("environment", "message"),
-    [
-        ({"DATABASE_URL": "sqlite:///:memory:"}, "The tests run on PostgreSQL"),
-        ({"REDIS_URL": ""}, "The tests need Redis"),
-        ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, "names database 0"),
-    ],
-    ids=["sqlite-database", "no-redis", "redis-db-0"],
-)
-def test_session_refuses_to_run_on_the_wrong_services(environment, message, tmp_path):
-    env = {**os.environ, "DJANGO_VAR_DIR": str(tmp_path), **environment}
+def test_session_on_sqlite_stops_before_any_test_with_a_clear_message(tmp_path):
+    env = {**os.environ, "DJANGO_VAR_DIR": str(tmp_path), "DATABASE_URL": "sqlite:///:memory:"}
 
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/foundation/test_factories.py", "-q"],
@@ -53,7 +45,30 @@ def test_session_refuses_to_run_on_the_wrong_services(environment, message, tmp_
     )
 
     assert run.returncode == pytest.ExitCode.USAGE_ERROR
-    assert message in run.stdout + run.stderr
+    assert "The tests run on PostgreSQL" in run.stdout + run.stderr
+    assert "passed" not in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"DATABASES": {"default": {"ENGINE": "django.db.backends.sqlite3"}}}, "The tests run on PostgreSQL"),
+        ({"REDIS_URL": ""}, "The tests need Redis"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379/0"}, "names database 0"),
+        ({"REDIS_URL": "redis://127.0.0.1:6379"}, "names database 0"),
+    ],
+    ids=["sqlite-database", "no-redis", "redis-db-0", "redis-no-db"],
+)
+def test_wrong_services_are_named(overrides, message):
+    wrong = SimpleNamespace(DATABASES=settings.DATABASES, REDIS_URL=settings.REDIS_URL)
+    for name, value in overrides.items():
+        setattr(wrong, name, value)
+
+    assert message in wrong_services(wrong)
+
+
+def test_this_session_runs_on_the_right_services():
+    assert wrong_services(settings) is None
 
 
 def test_tests_run_on_postgresql():
