@@ -356,12 +356,13 @@ def _send(order: Order, broker: Broker) -> Order:
     stop, target = _children(order)
     group = [o for o in (order, stop, target) if o is not None]
     try:
-        order.transition_to(S.SUBMITTING, reason="claimed for sending")  # the conditional update: one winner
+        with transaction.atomic():  # the bracket is claimed whole or not at all
+            order.transition_to(S.SUBMITTING, reason="claimed for sending")  # the conditional update: one winner
+            for child in group[1:]:
+                child.transition_to(S.SUBMITTING, reason="sent with its parent")
     except InvalidTransition:
         order.refresh_from_db()
         return order
-    for child in group[1:]:
-        child.transition_to(S.SUBMITTING, reason="sent with its parent")
 
     entry = _request(order)
     bracket = BracketRequest(entry=entry, stop=_request(stop), target=_request(target)) if stop and target else None
@@ -583,7 +584,10 @@ def orders_sync(*, broker_connection, broker: Broker | None = None, clock: Marke
     # A SUBMITTING order younger than a conversation is most likely being sent right now: leave it to its sender.
     in_flight_since = timezone.now() - dt.timedelta(seconds=broker.conversation_seconds)
     for order in ours.unsettled().parents().exclude(status=S.SUBMITTING, updated_at__gt=in_flight_since):
-        order_reconcile(order=order, broker=broker)
+        try:
+            order_reconcile(order=order, broker=broker)
+        except (Transient, LockTimeout) as exc:  # the next poll tries again; the other orders go on now
+            logger.warning("order %s: not reconciled this time: %s", order.client_order_id, exc)
     listed = {b.broker_order_id: b for b in broker.open_orders()}
     trades = _record_executions(broker.executions(days=2), ours)
     for order in ours.working().exclude(broker_order_id="").order_by("parent_id", "created_at"):

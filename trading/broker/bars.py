@@ -28,7 +28,7 @@ from market.models import BarSize
 from market.sources import BAR_COLUMNS, BarSource, BarSourceError
 from trading.broker import BrokerError, Transient
 from trading.broker.ibkr import IbkrBroker
-from trading.coordination import semaphore
+from trading.coordination import LockTimeout, semaphore
 
 MAX_POINTS = 1000
 MAX_PAGES = 30
@@ -77,12 +77,15 @@ class IbkrBarSource(BarSource):
 
     def _history(self, conid: int, *, period: str, bar: str, before: dt.datetime | None) -> dict:
         client = self.broker.client
-        with semaphore(f"ibkr:{client.gateway}:history", size=5, ttl=client.timeout * 2 + 5, wait=60):
-            try:
-                return client.history(conid, period=period, bar=bar, start_time=before)
-            except Transient:
-                # "No data." and "Chart data is not available" are worth exactly one more try
-                return client.history(conid, period=period, bar=bar, start_time=before)
+        try:
+            with semaphore(f"ibkr:{client.gateway}:history", size=5, ttl=client.timeout * 2 + 5, wait=60):
+                try:
+                    return client.history(conid, period=period, bar=bar, start_time=before)
+                except Transient:
+                    # "No data." and "Chart data is not available" are worth exactly one more try
+                    return client.history(conid, period=period, bar=bar, start_time=before)
+        except LockTimeout as exc:
+            raise BarSourceError(f"all 5 IBKR history slots stayed busy: {exc}") from exc
 
     def bars(self, symbol, bar_size, *, start=None, end=None, limit=None) -> pd.DataFrame:
         if bar_size not in IBKR_BAR:

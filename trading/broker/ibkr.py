@@ -50,7 +50,7 @@ from trading.broker import (
     SessionState,
     Transient,
 )
-from trading.coordination import throttle
+from trading.coordination import ThrottleTimeout, throttle
 
 logger = logging.getLogger(__name__)
 
@@ -198,11 +198,16 @@ class IbkrClient:
         self, method: str, path: str, *, params: dict | None, body: Any, slow_key: str | None, order_post: bool
     ) -> Any:
         self._check_backoff()
-        throttle(f"ibkr:{self.gateway}", interval=0.1)
-        if slow_key:
-            # A margin over IBKR's window: it measures arrivals, we space departures, and the two jitter apart.
-            spacing = self.slow_endpoint_interval * 1.05 + 0.05
-            throttle(f"ibkr:{self.gateway}:{slow_key}", interval=spacing, max_wait=30)
+        try:
+            throttle(f"ibkr:{self.gateway}", interval=0.1)
+            if slow_key:
+                # A margin over IBKR's window: it measures arrivals, we space departures, and the two jitter apart.
+                spacing = self.slow_endpoint_interval * 1.05 + 0.05
+                throttle(f"ibkr:{self.gateway}:{slow_key}", interval=spacing, max_wait=30)
+        except ThrottleTimeout as exc:
+            raise RateLimited(
+                f"too many callers queued for the gateway {self.gateway}: {exc}", status_code=None
+            ) from exc
         url = f"{self.base_url}{path}"
         try:
             response = self.http.request(
