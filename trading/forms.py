@@ -167,8 +167,18 @@ class OwnedStrategyForm(forms.ModelForm):
             ).select_related("template")
             self.fields["pinned_prompt_version"].empty_label = "Latest version"
         if "broker_connection" in self.fields:
-            self.fields["broker_connection"].queryset = BrokerConnection.objects.filter(owner=owner)
-            self.fields["broker_connection"].empty_label = "Simulated broker (default)"
+            connections = BrokerConnection.objects.filter(owner=owner).order_by("kind", "name")
+            field = self.fields["broker_connection"]
+            field.queryset = connections
+            # No connection means the IBKR gateway named by IBKR_GATEWAY_URL; with accounts of their own, the user
+            # picks one (a simulated one first), so nothing goes to a real gateway by accident.
+            first = next(iter(connections), None)
+            if first is not None:
+                field.required, field.empty_label = True, None
+                if not self.instance.broker_connection_id:
+                    self.initial.setdefault("broker_connection", first.pk)
+            else:
+                field.empty_label = "IBKR gateway from the environment (IBKR_GATEWAY_URL)"
         if "schedule_timezone" in self.fields:
             self.fields["schedule_timezone"] = forms.ChoiceField(
                 choices=time_zone_choices, initial="America/New_York", label="Schedule time zone"
