@@ -219,7 +219,7 @@ def order_place(
         return _same_intent(existing, owner=owner, broker=broker, clock=clock)
 
     clock = clock or WallClock()
-    broker = broker or broker_for(broker_connection, clock=clock)
+    broker = broker or broker_for(broker_connection, clock=clock, bar_size=strategy.bar_size if strategy else None)
     refusal = order_guard(
         broker=broker,
         symbol=symbol,

@@ -317,3 +317,19 @@ def test_history_longer_than_1000_points_is_fetched_in_pages(ibkr, gateway, aapl
     assert len(frame) == 1200
     assert frame.index.is_monotonic_increasing
     assert gateway.count("GET", r"/iserver/marketdata/history") >= 2
+
+
+def test_keepalive_task_tickles_each_connection_and_stores_its_state(keepalive_gateway, ibkr_connection):
+    from trading.tasks import ibkr_keepalive_connection
+
+    assert ibkr_keepalive_connection(ibkr_connection.pk) is True
+    assert keepalive_gateway.count("POST", r"/tickle") == 1
+    ibkr_connection.refresh_from_db()
+    assert ibkr_connection.authenticated is True
+
+
+def test_keepalive_task_for_a_deleted_connection_does_nothing(keepalive_gateway, db):
+    from trading.tasks import ibkr_keepalive_connection
+
+    assert ibkr_keepalive_connection(987654) is None
+    assert keepalive_gateway.calls == []

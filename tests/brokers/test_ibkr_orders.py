@@ -36,7 +36,7 @@ def replies(gateway):
     return gateway.count("POST", r"/iserver/reply/.+")
 
 
-def test_order_body_is_an_orders_object_with_numeric_conid_and_our_cood(place, gateway):
+def test_order_body_is_an_orders_object_with_a_numeric_conid_and_our_client_order_id(place, gateway):
     order = place()
 
     assert order.status == OrderStatus.SUBMITTED
@@ -79,7 +79,7 @@ def test_a_p12_prompt_is_not_answered_and_the_order_is_recorded_rejected_with_it
     assert replies(gateway) == 0
 
 
-def test_an_order_the_broker_kept_after_a_prompt_is_found_by_cood_and_cancelled(place, gateway):
+def test_an_order_the_broker_kept_after_a_prompt_is_found_by_client_order_id_and_cancelled(place, gateway):
     gateway.prompt_next = True
     gateway.prompt_holds_order = True
 
@@ -90,7 +90,7 @@ def test_an_order_the_broker_kept_after_a_prompt_is_found_by_cood_and_cancelled(
     assert "cancelled" in order.status_reason
 
 
-def test_already_registered_cood_means_the_first_post_landed_and_is_reconciled(place, gateway):
+def test_already_registered_client_order_id_means_the_first_post_landed_and_is_reconciled(place, gateway):
     landed = gateway._accept([{"conid": AAPL, "side": "BUY", "orderType": "LMT", "price": 99.5, "quantity": 10,
                                "cOID": "manual-0001"}])  # fmt: skip
 

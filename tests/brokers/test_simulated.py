@@ -226,3 +226,31 @@ def test_expired_day_order_is_expired_in_our_books_after_sync(sim, sim_connectio
 
     order.refresh_from_db()
     assert order.status == OrderStatus.EXPIRED
+
+
+def test_without_a_bar_size_orders_fill_against_the_finest_stored_series(sim_connection, aapl, clock):
+    add_bar(aapl, dt.datetime(2026, 11, 17, tzinfo=dt.UTC), open="100", high="101", low="99", close="100",
+            bar_size=BarSize.D1)  # fmt: skip
+    add_bar(aapl, clock.now() - FIVE_MIN, open="100", high="100", low="100", close="100")
+    broker = broker_for(sim_connection, clock=clock, bar_source=StoredBarSource())
+
+    placed = broker.place(request(aapl, order_type="MKT", limit_price=None))
+    bar_after(aapl, clock, open="100.40", high="100.5", low="100.3", close="100.4")
+
+    assert SimOrder.objects.get().bar_size == BarSize.MIN5
+    assert fill_of(broker, placed) == ("FILLED", Decimal("100.40"))
+
+
+def test_a_strategy_order_fills_against_the_strategys_bar_size(sim_connection, owner, aapl, clock):
+    from tests.factories import StrategyFactory, TradingSignalFactory
+
+    add_bar(aapl, clock.now() - FIVE_MIN, open="100", high="100", low="100", close="100")
+    strategy = StrategyFactory(owner=owner, symbol=aapl, broker_connection=sim_connection, bar_size=BarSize.H1)
+
+    order_place(
+        owner=owner, broker_connection=sim_connection, symbol=aapl, side="BUY", quantity=Decimal("1"),
+        order_type="LMT", limit_price=Decimal("99.90"), strategy=strategy,
+        signal=TradingSignalFactory(strategy=strategy), clock=clock,
+    )  # fmt: skip
+
+    assert SimOrder.objects.get().bar_size == BarSize.H1

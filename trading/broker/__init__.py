@@ -270,12 +270,12 @@ def broker_for(
     *,
     clock: MarketClock | None = None,
     bar_source: BarSource | None = None,
-    bar_size: str = "1d",
+    bar_size: str | None = None,
 ) -> Broker:
     """The broker behind `connection`. None means IBKR from IBKR_GATEWAY_URL / IBKR_ACCOUNT_ID / IBKR_VERIFY_TLS.
 
     `clock` and `bar_source` matter to the simulated broker (fills are decided against bars by the market clock);
-    `bar_size` is the bar series it fills against."""
+    `bar_size` is the bar series it fills new orders against (None: the finest series stored for the symbol)."""
     from trading.models import BrokerKind
 
     if connection is None or connection.kind == BrokerKind.IBKR:

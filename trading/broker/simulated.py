@@ -23,7 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db import IntegrityError, transaction
 
 from market.clock import MarketClock, WallClock
-from market.models import BarSize, Symbol
+from market.models import Bar, BarSize, Symbol
 from market.sources import BarSource, BarSourceError
 from simbroker.models import SimAccount, SimFill, SimOrder, SimOrderStatus, SimPosition
 from trading.broker import (
@@ -55,7 +55,12 @@ class SimulatedBroker(Broker):
     conversation_seconds = 10.0
 
     def __init__(
-        self, connection, *, clock: MarketClock | None = None, bar_source: BarSource | None = None, bar_size="1d"
+        self,
+        connection,
+        *,
+        clock: MarketClock | None = None,
+        bar_source: BarSource | None = None,
+        bar_size: str | None = None,
     ) -> None:
         self.connection = connection
         self.clock = clock or WallClock()
@@ -97,6 +102,13 @@ class SimulatedBroker(Broker):
         if found is None:
             raise Rejected(f"unknown instrument {order.symbol}")
         return found
+
+    def _bar_size_for(self, symbol: Symbol) -> str:
+        """The bar series an order fills against: the one asked for, else the finest stored for the symbol."""
+        if self.bar_size:
+            return self.bar_size
+        stored = set(Bar.objects.for_symbol(symbol).values_list("bar_size", flat=True).distinct())
+        return next((size for size in BarSize.values if size in stored), BarSize.D1)
 
     def _commission(self, account: SimAccount, quantity: Decimal) -> Decimal:
         return max(quantity * account.commission_per_share, account.commission_minimum).quantize(
@@ -315,7 +327,7 @@ class SimulatedBroker(Broker):
             order_ref="" if parent else order.client_order_id,
             parent=parent,
             symbol=symbol,
-            bar_size=self.bar_size,
+            bar_size=self._bar_size_for(symbol),
             side=order.side,
             order_type=order.order_type,
             quantity=order.quantity,
