@@ -74,7 +74,7 @@ def _stamp(timestamp: pd.Timestamp, daily: bool) -> str:
 def _number(column: str, value: float) -> float | int | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return int(value) if column == "direction" else float(value)
+    return int(value) if column == "direction" else round(float(value), 8)
 
 
 def _as_json(name: str, params: dict, values: pd.DataFrame, daily: bool) -> str:
