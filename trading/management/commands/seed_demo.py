@@ -9,12 +9,13 @@ from pathlib import Path
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, OutputWrapper
+from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from market.indicators import indicator_spec
 from market.models import AssetType, BarSize, Symbol
 from market.services import ImportSummary, import_bars_file, symbol_get_or_create
+from trading.management.commands.run_strategy import run_and_print
 from trading.models import (
     Analyst,
     BrokerConnection,
@@ -23,9 +24,9 @@ from trading.models import (
     IndicatorType,
     MarketDataSource,
     Strategy,
-    StrategyIndicator,
     UserProfile,
 )
+from trading.services import strategy_create, strategy_save
 
 DEMO_USERNAME = "demo"
 DEMO_BROKER_NAME = "Simulated broker"
@@ -98,32 +99,34 @@ def ensure_demo_strategy(*, owner, symbol: Symbol) -> Strategy:
             owner=owner, name=name, defaults={"indicator_type": indicator_type, "parameters": parameters}
         )
         indicators.append(indicator)
-    strategy, created = Strategy.objects.get_or_create(
-        owner=owner,
-        name=DEMO_STRATEGY_NAME,
-        defaults={
-            "symbol": symbol,
-            "bar_size": BarSize.D1,
-            "schedule_cron": DEMO_SCHEDULE,
-            "market_data_source": MarketDataSource.PLAYBACK,
-            "broker_connection": broker,
-            "analyst": Analyst.RULES,
-        },
-    )
-    if created:
-        StrategyIndicator.objects.bulk_create(
-            StrategyIndicator(strategy=strategy, indicator=indicator, position=position)
-            for position, indicator in enumerate(indicators)
+    strategy = Strategy.objects.filter(owner=owner, name=DEMO_STRATEGY_NAME).first()
+    if strategy is None:
+        strategy = strategy_create(
+            owner=owner,
+            name=DEMO_STRATEGY_NAME,
+            symbol=symbol,
+            indicators=indicators,
+            bar_size=BarSize.D1,
+            schedule_cron=DEMO_SCHEDULE,
+            market_data_source=MarketDataSource.PLAYBACK,
+            broker_connection=broker,
+            analyst=Analyst.RULES,
         )
     return strategy
 
 
-def start_demo_strategy(*, strategy: Strategy, stdout: OutputWrapper) -> None:
-    """The hook where the demo strategy is put to work once it is saved.
-
-    The strategy pipeline extends this: schedule the strategy (its beat PeriodicTask, through the strategy
-    service) and run it once, so the demo shows a run right away. Until then the strategy is saved, unscheduled."""
-    stdout.write(f"Strategy {strategy.name!r}: saved ({strategy.schedule_cron}, playback data, simulated broker).")
+def start_demo_strategy(*, command: BaseCommand, strategy: Strategy) -> None:
+    """Schedule the demo strategy (its beat PeriodicTask, through the strategy service) and, the first time, run it
+    once here on the playback feed, so the executions list and the dashboard start with a real run."""
+    stdout = command.stdout
+    if strategy.periodic_task_id is None:
+        strategy_save(strategy=strategy)
+    stdout.write(f"Strategy {strategy.name!r}: scheduled {strategy.schedule_cron} ({strategy.schedule_timezone}).")
+    if strategy.executions.exists():
+        stdout.write(f"Strategy {strategy.name!r} has run before; no new run now.")
+        return
+    stdout.write(f"Running {strategy.name!r} once on the playback feed:")
+    run_and_print(command, strategy, trigger="manual")
 
 
 class Command(BaseCommand):
@@ -152,4 +155,4 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Demo user {DEMO_USERNAME!r} exists; its password is unchanged.")
-        start_demo_strategy(strategy=strategy, stdout=self.stdout)
+        start_demo_strategy(command=self, strategy=strategy)
