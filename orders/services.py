@@ -528,6 +528,16 @@ def _find_by_client_order_id(order: Order, broker: Broker) -> Order:
             filled_quantity=order.quantity,
             average_price=found_fill.price,
         )
+    mismatch = _differs(order, found)
+    if mismatch:
+        # IBKR keeps a cOID for 24 h: after a database reset the same id can name someone else's order.
+        _settle_group(
+            [o for o in (order, stop, target) if o is not None],
+            S.REJECTED,
+            f"the broker's order with this client order id is a different order ({mismatch}); not ours",
+        )
+        order.refresh_from_db()
+        return order
     _apply(order, found, reason="found at the broker by client order id")
     # Bracket children carry no client order id: they are the broker's orders whose parent is ours.
     kids = [b for b in listed if found.broker_order_id and b.parent_broker_order_id == found.broker_order_id]
@@ -540,6 +550,16 @@ def _find_by_client_order_id(order: Order, broker: Broker) -> Order:
             _apply(child, match, reason="found at the broker under its parent")
     order.refresh_from_db()
     return order
+
+
+def _differs(order: Order, found: BrokerOrder) -> str:
+    if found.side and found.side != order.side:
+        return f"side {found.side}"
+    if found.quantity and found.quantity != order.quantity:
+        return f"quantity {found.quantity}"
+    if found.conid and order.conid and found.conid != order.conid:
+        return f"contract {found.conid}"
+    return ""
 
 
 # --- cancel ----------------------------------------------------------------------------------------------------------

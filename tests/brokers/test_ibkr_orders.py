@@ -102,6 +102,17 @@ def test_already_registered_client_order_id_means_the_first_post_landed_and_is_r
     assert list(order.status_changes.values_list("to_status", flat=True)) == ["SUBMITTING", "UNKNOWN", "SUBMITTED"]
 
 
+def test_an_already_registered_id_on_a_different_order_is_not_taken_for_ours(place, gateway):
+    gateway._accept([{"conid": AAPL, "side": "SELL", "orderType": "LMT", "price": 101, "quantity": 3,
+                      "cOID": "manual-0003"}])  # fmt: skip
+
+    order = place(client_order_id="manual-0003")
+
+    assert order.status == OrderStatus.REJECTED
+    assert "different order (side SELL)" in order.status_reason
+    assert order.broker_order_id == ""
+
+
 def test_a_timeout_on_the_order_post_is_unknown_then_found_by_order_ref_with_exactly_one_post(place, gateway, ibkr):
     gateway.stall_next_order = True
 
