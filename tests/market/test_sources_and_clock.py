@@ -352,3 +352,16 @@ def test_overlapping_runs_take_different_bars(stored_daily):
 
     following = [stamp for stamp in stamps(symbol) if stamp > start][:4]
     assert sorted(results) == following
+
+
+@pytest.mark.django_db
+def test_staff_see_where_each_playback_stands_in_the_admin(client, staff_user, stored_daily):
+    strategy = playback_strategy(stored_daily(120))
+    cursor = playback_advance(strategy=strategy)
+    client.force_login(staff_user)
+
+    page = client.get("/admin/market/playbackcursor/")
+
+    assert page.status_code == 200
+    assert strategy.name in page.content.decode()
+    assert f"{cursor:%b}" in page.content.decode()
