@@ -50,16 +50,16 @@ def run_and_print(command: BaseCommand, strategy, *, dry_run: bool = False, trig
     signal = TradingSignal.objects.filter(pk=outcome.signal_id).first() if outcome.signal_id else None
     if signal is not None:
         levels = (("entry", signal.entry_price), ("stop", signal.stop_loss), ("target", signal.take_profit))
-        prices = ", ".join(f"{name} {value}" for name, value in levels if value is not None)
+        prices = ", ".join(f"{name} {_plain(value)}" for name, value in levels if value is not None)
         out.write(f"signal {signal.action}  confidence {signal.confidence}{'  ' + prices if prices else ''}")
         if signal.refusal_reason:
             out.write(f"  ({signal.refusal_reason})")
     orders = list(Order.objects.filter(pk__in=outcome.order_ids).select_related("symbol").order_by("pk"))
     if orders:
         for order in orders:
-            price = order.limit_price or order.stop_price or ""
+            price = _plain(order.limit_price or order.stop_price)
             out.write(
-                f"order {order.client_order_id}  {order.side} {order.quantity.normalize()} {order.symbol.symbol} "
+                f"order {order.client_order_id}  {order.side} {_plain(order.quantity)} {order.symbol.symbol} "
                 f"{order.order_type} {price} {order.time_in_force}  {order.status}"
                 + (f"  ({order.status_reason})" if order.status_reason else "")
             )
@@ -67,3 +67,8 @@ def run_and_print(command: BaseCommand, strategy, *, dry_run: bool = False, trig
         out.write("orders none")
     out.write(f"status {outcome.status}" + (f"  {outcome.error}" if outcome.error else ""))
     return outcome
+
+
+def _plain(value) -> str:
+    """A Decimal without trailing zeros or an exponent: 100.000000 -> 100, 97.500000 -> 97.5."""
+    return "" if value is None else format(value.normalize(), "f")
