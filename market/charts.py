@@ -149,7 +149,7 @@ def render_chart(
         closefig=False,
     )
     try:
-        heading = _title(title or f"{symbol.upper()}  ·  {bar_size}", bar_size, view)
+        heading = _title(title or "  ·  ".join(part for part in (symbol.upper(), bar_size) if part), bar_size, view)
         fig.suptitle(heading, fontsize=13, fontweight="bold", x=0.5, y=0.985)
         _draw_histograms(fig, axes, histograms, rows)
         axes[2].set_ylim(0, max(float(np.nanmax(volume)), 1.0) * 1.1)
