@@ -12,19 +12,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db import connection, transaction
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from lineage.models import LineageRecord
 from market.models import Bar
-from orders.models import Order
+from orders.models import Order, Trade
 from portfolio.models import Position
 from replays import report
 from replays.models import LLMCacheMode, Replay, ReplayStatus, ReplayStep
@@ -35,6 +36,7 @@ from trading.models import Analyst, BrokerConnection, BrokerKind, Strategy, Stra
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Replay, ReplayStep], None]
+CENT = Decimal("0.01")
 
 
 class ReplayError(Exception):
@@ -228,7 +230,8 @@ def replay_run(*, replay: Replay, progress: ProgressCallback | None = None) -> R
         return replay
     replay.refresh_from_db()
     try:
-        status = _run_steps(replay, progress)
+        with _relaxed_commits():
+            status = _run_steps(replay, progress)
         if replay.analyst != Analyst.RULES and status == ReplayStatus.COMPLETED:
             _baseline_run(replay)
         report_data = replay_report(replay=replay)
@@ -242,6 +245,22 @@ def replay_run(*, replay: Replay, progress: ProgressCallback | None = None) -> R
     Replay.objects.filter(pk=replay.pk).update(status=status, report=report_data, finished_at=timezone.now())
     replay.refresh_from_db()
     return replay
+
+
+@contextmanager
+def _relaxed_commits():
+    """A replay writes thousands of small rows that it can always write again, so its commits need not wait for the
+    disk: PostgreSQL's synchronous_commit=off may lose the last moments of work in a crash, and never corrupts."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO DEFAULT")
 
 
 def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
@@ -259,7 +278,7 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
         clock.advance_to(timestamp)
         _track_orders(replay, broker, clock)
         execution = _execute(replay, shadow, clock=clock, source=source, broker=broker)
-        step = _record_step(replay, index, timestamp, close, execution, broker, clock)
+        step = _record_step(replay, index, timestamp, close, execution, clock)
         spend.cost += step.llm_cost_usd
         spend.largest_call = max(spend.largest_call, step.llm_cost_usd)
         if progress is not None:
@@ -310,7 +329,20 @@ def _execute(replay: Replay, shadow: Strategy, *, clock, source, broker) -> Stra
     return execution
 
 
-def _record_step(replay: Replay, index: int, timestamp, close, execution, broker, clock) -> ReplayStep:
+def _account(replay: Replay) -> tuple[Decimal, Decimal]:
+    """Cash and shares held by the replay's books: the starting cash plus sales, less purchases and commissions
+    (the simulated broker's ledger moves the same way; reconciliation compares the two)."""
+    flows = Trade.objects.filter(order__strategy=replay.shadow_strategy).aggregate(
+        bought=Sum(F("quantity") * F("price"), filter=Q(order__side="BUY")),
+        sold=Sum(F("quantity") * F("price"), filter=Q(order__side="SELL")),
+        fees=Sum("commission"),
+    )
+    cash = replay.starting_cash - (flows["bought"] or 0) + (flows["sold"] or 0) - (flows["fees"] or 0)
+    held = Position.objects.filter(strategy=replay.shadow_strategy).open().aggregate(total=Sum("quantity"))["total"]
+    return cash.quantize(CENT), held or Decimal(0)
+
+
+def _record_step(replay: Replay, index: int, timestamp, close, execution, clock) -> ReplayStep:
     signal = TradingSignal.objects.filter(execution=execution).first() if execution is not None else None
     calls = LLMCall.objects.filter(execution=execution) if execution is not None else LLMCall.objects.none()
     usage = calls.aggregate(
@@ -320,10 +352,7 @@ def _record_step(replay: Replay, index: int, timestamp, close, execution, broker
         input_tokens=Sum("input_tokens"),
         output_tokens=Sum("output_tokens"),
     )
-    summary = broker.account_summary()
-    held = Position.objects.filter(strategy=replay.shadow_strategy).open().aggregate(total=Sum("quantity"))[
-        "total"
-    ] or Decimal(0)
+    cash, held = _account(replay)
     step = ReplayStep.objects.create(
         replay=replay,
         index=index,
@@ -337,9 +366,9 @@ def _record_step(replay: Replay, index: int, timestamp, close, execution, broker
         entry_price=signal.entry_price if signal else None,
         stop_loss=signal.stop_loss if signal else None,
         take_profit=signal.take_profit if signal else None,
-        cash=summary.cash,
+        cash=cash,
         position_quantity=held,
-        equity=summary.net_liquidation,
+        equity=(cash + held * close).quantize(CENT),
         llm_cost_usd=usage["cost"] or Decimal(0),
         analyst_calls=usage["sent"],
     )
@@ -359,8 +388,6 @@ def _record_step(replay: Replay, index: int, timestamp, close, execution, broker
 
 
 def _fills(replay: Replay) -> list[report.Fill]:
-    from orders.models import Trade
-
     trades = (
         Trade.objects.filter(order__strategy=replay.shadow_strategy)
         .select_related("order__signal")

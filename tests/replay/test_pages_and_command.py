@@ -127,3 +127,20 @@ def test_replay_command_refuses_bad_input_and_writes_nothing(rules_strategy, arg
     if isinstance(caught.value, CommandError):
         assert message in str(caught.value)
     assert not Replay.objects.exists()
+
+
+def test_prune_command_deletes_old_replay_lineage_and_then_old_replays(rules_strategy):
+    from lineage.models import LineageRecord
+
+    replay = _finished(rules_strategy, end=dt.date(2010, 1, 8))
+    assert LineageRecord.objects.of_replays().count() == 9 * replay.steps_total
+
+    young = io.StringIO()
+    call_command("prune_replays", "--older-than", "1", stdout=young)
+    assert "Deleted 0 lineage records" in young.getvalue()
+
+    call_command("prune_replays", "--older-than", "0", stdout=io.StringIO())
+    assert not LineageRecord.objects.of_replays().exists() and Replay.objects.filter(pk=replay.pk).exists()
+
+    call_command("prune_replays", "--older-than", "0", "--delete", stdout=io.StringIO())
+    assert not Replay.objects.exists()

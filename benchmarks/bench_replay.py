@@ -1,0 +1,116 @@
+"""A 2-year daily replay (about 500 steps) of real SPY bars with the rules analyst, through the live executor.
+
+Targets: charts off <= 10 s, charts on <= 2 min. Prints the time and steps per second of each, and the report's
+headline figures. Uses its own user, symbol and strategy (removed at the end) in the configured database.
+
+    DATABASE_URL=... REDIS_URL=... DJANGO_SETTINGS_MODULE=config.settings PYTHONPATH=. .venv/bin/python \
+        benchmarks/bench_replay.py
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import django
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+
+from market.models import Bar, BarSize, Symbol  # noqa: E402
+from replays.services import replay_create, replay_delete, replay_run  # noqa: E402
+from trading.models import (  # noqa: E402
+    Analyst,
+    BrokerConnection,
+    BrokerKind,
+    IndicatorConfig,
+    Strategy,
+    StrategyIndicator,
+)
+
+DATA = ROOT / "tests" / "replay" / "data" / "SPY_daily_2009-2012.csv"
+START, END = dt.date(2011, 1, 1), dt.date(2012, 12, 31)
+TARGETS = {False: 10.0, True: 120.0}
+
+
+def setup():
+    tag = uuid.uuid4().hex[:8]
+    user = get_user_model().objects.create_user(f"bench-replay-{tag}", password=uuid.uuid4().hex)
+    symbol = Symbol.objects.create(symbol="SPY", exchange=f"BENCH{tag}", name="SPDR S&P 500 ETF")
+    with DATA.open() as handle:
+        Bar.objects.bulk_create(
+            Bar(
+                symbol=symbol,
+                bar_size=BarSize.D1,
+                timestamp=dt.datetime.fromisoformat(row["Date"]).replace(tzinfo=dt.UTC),
+                open=Decimal(row["Open"]),
+                high=Decimal(row["High"]),
+                low=Decimal(row["Low"]),
+                close=Decimal(row["Close"]),
+                volume=Decimal(row["Volume"]),
+            )
+            for row in csv.DictReader(handle)
+        )
+    connection = BrokerConnection.objects.create(owner=user, name="paper", kind=BrokerKind.SIMULATED)
+    strategy = Strategy.objects.create(
+        owner=user,
+        name="SPY trend (benchmark)",
+        symbol=symbol,
+        bar_size=BarSize.D1,
+        lookback_bars=120,
+        analyst=Analyst.RULES,
+        broker_connection=connection,
+        max_position_value=Decimal("50000"),
+        is_active=False,
+    )
+    for position, (kind, params) in enumerate(
+        [("SUPERTREND", {}), ("EMA", {"period": 20}), ("RSI", {}), ("MACD", {}), ("ATR", {})]
+    ):
+        config = IndicatorConfig.objects.create(
+            owner=user, name=f"{kind} {position}", indicator_type=kind, parameters=params
+        )
+        StrategyIndicator.objects.create(strategy=strategy, indicator=config, position=position)
+    return user, symbol, strategy
+
+
+def run(strategy, *, charts: bool) -> bool:
+    replay = replay_create(owner=strategy.owner, strategy=strategy, start=START, end=END, render_charts=charts)
+    started = time.monotonic()
+    replay = replay_run(replay=replay)
+    elapsed = time.monotonic() - started
+    figures = replay.report.get("columns", {}).get("replay", {})
+    ok = replay.status == "COMPLETED" and elapsed <= TARGETS[charts]
+    print(
+        f"charts {'on ' if charts else 'off'}: {replay.steps_done} steps in {elapsed:.1f} s = "
+        f"{replay.steps_done / elapsed:.1f} steps/s (target <= {TARGETS[charts]:.0f} s: {'OK' if ok else 'MISSED'}); "
+        f"{replay.status}, return {100 * figures.get('total_return', 0):+.2f}%, {figures.get('trades')} trades"
+    )
+    replay_delete(replay=replay)
+    return ok
+
+
+def main() -> int:
+    user, symbol, strategy = setup()
+    try:
+        results = [run(strategy, charts=False), run(strategy, charts=True)]
+    finally:
+        strategy.delete()
+        BrokerConnection.objects.filter(owner=user).delete()
+        Bar.objects.filter(symbol=symbol).delete()
+        symbol.delete()
+        user.delete()
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
