@@ -117,6 +117,13 @@ class IndicatorConfig(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        # Every form (admin, pages, API serializers through full_clean) gets the registry's field errors, and the
+        # stored parameters always carry the defaults filled in.
+        from market.indicators import validate_config_fields
+
+        self.parameters = validate_config_fields(self.indicator_type, self.parameters)
+
 
 class Strategy(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="strategies")
