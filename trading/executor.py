@@ -150,6 +150,14 @@ class Run:
     memo: dict = field(default_factory=dict)
     context: RunContext | None = None  # a replay's step (see RunContext); None for live runs
 
+    def recorded(self, step_name: str) -> LineageRecord | None:
+        """The step as this execution already recorded it (read once per task: one query, not one per step)."""
+        if "recorded" not in self.memo:
+            self.memo["recorded"] = {
+                record.step_name: record for record in LineageRecord.objects.filter(execution=self.execution)
+            }
+        return self.memo["recorded"].get(step_name)
+
     def reported(self, record: LineageRecord, *, read_back: bool) -> None:
         if self.on_step is not None:
             self.on_step(record, read_back)
@@ -170,7 +178,7 @@ def step(name: str, *, restore: Callable[..., Any], atomic: bool = False):
     def decorate(func: Callable[..., StepResult]):
         @functools.wraps(func)
         def run_step(run: Run, *args):
-            recorded = lineage_recorded(execution=run.execution, step_name=name)
+            recorded = run.recorded(name)
             if recorded is not None and (
                 recorded.status == LineageStatus.SUCCESS or recorded.output_data.get("run_continues")
             ):
