@@ -166,6 +166,9 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}}
+# Sessions are read on every page: from Redis when there is one (written through to the database, so a flushed
+# cache signs nobody out); the embedded default keeps them in the database only.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db" if REDIS_URL else "django.contrib.sessions.backends.db"
 
 # --- Celery -------------------------------------------------------------------------------------------------------
 

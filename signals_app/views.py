@@ -18,10 +18,10 @@ from lineage.models import LineageRecord
 from market.views import CHART_STEP, chart_entries
 from orders.models import Order
 from signals_app.forms import PromptTemplateForm, PromptVersionForm, SignalFilterForm
-from signals_app.models import LLMCall, PromptTemplate, TradingSignal
+from signals_app.models import LLMCall, PromptTemplate, SignalAction, SignalOutcome, TradingSignal
 from signals_app.prompts import CONTEXT_VARIABLES, PromptRenderError, prompt_version_create, render_prompt
 from trading.models import Strategy
-from trading.pages import paginate, redirect_to, render_page
+from trading.pages import paginate_by_id, redirect_to, render_page
 
 # --- ownership ----------------------------------------------------------------------------------------------------
 
@@ -180,11 +180,28 @@ def _preview_context(strategy: Strategy) -> dict:
 
 # --- signals ------------------------------------------------------------------------------------------------------
 
+# What a row of the signals list shows; loading only these keeps fifty rows cheap to build.
+SIGNAL_ROW_FIELDS = (
+    "generated_at",
+    "action",
+    "entry_price",
+    "stop_loss",
+    "take_profit",
+    "confidence",
+    "analyst",
+    "model",
+    "outcome",
+    "r_multiple",
+    "strategy__name",
+    "symbol__symbol",
+)
+
 
 def filtered_signals(user, params) -> tuple[SignalFilterForm, object]:
     strategies = Strategy.objects.for_owner(user).only("id", "name").order_by("name")
     form = SignalFilterForm(params or None, strategies=strategies)
-    signals = TradingSignal.objects.for_owner(user).select_related("strategy", "symbol").order_by("-generated_at")
+    # `strategy__in` (a semi-join) rather than a join: the sort then runs over narrow rows (see paginate_by_id)
+    signals = TradingSignal.objects.filter(strategy__in=Strategy.objects.for_owner(user)).order_by("-generated_at")
     if form.is_valid():
         data = form.cleaned_data
         if data.get("strategy"):
@@ -209,8 +226,16 @@ def filtered_signals(user, params) -> tuple[SignalFilterForm, object]:
 @require_GET
 def signal_list(request: HttpRequest) -> HttpResponse:
     form, signals = filtered_signals(request.user, request.GET)
-    page = paginate(request, signals)
-    return render_page(request, "signals_app/signal_list.html", {"form": form, "page": page}, partial="signal-table")
+    rows = TradingSignal.objects.select_related("strategy", "symbol").only(*SIGNAL_ROW_FIELDS)
+    page = paginate_by_id(request, signals, rows=rows)
+    context = {
+        "form": form,
+        "page": page,
+        "strategies": form.fields["strategy"].queryset,
+        "actions": SignalAction.choices,
+        "outcomes": SignalOutcome.choices,
+    }
+    return render_page(request, "signals_app/signal_list.html", context, partial="signal-table")
 
 
 def risk_reward(signal: TradingSignal) -> dict | None:

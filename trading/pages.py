@@ -37,3 +37,16 @@ def redirect_to(request: HttpRequest, to: str, *args, **kwargs) -> HttpResponse:
         response["HX-Redirect"] = url
         return response
     return redirect(url)
+
+
+def paginate_by_id(request: HttpRequest, queryset, *, rows, per_page: int = PAGE_SIZE) -> Page:
+    """Paginate over primary keys only, then load that page's rows from `rows` (with its select_related).
+
+    Sorting thousands of narrow (id, sort key) rows and then fetching fifty wide ones is several times faster than
+    sorting the wide joined rows themselves; the page keeps the order of `queryset`.
+    """
+    page = Paginator(queryset.values_list("pk", flat=True), per_page).get_page(request.GET.get("page"))
+    ids = list(page.object_list)
+    found = rows.in_bulk(ids)
+    page.object_list = [found[pk] for pk in ids if pk in found]
+    return page

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 
 from django import template
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 register = template.Library()
@@ -144,9 +146,32 @@ def ms(value) -> str:
     return f"{number} ms" if number < 1000 else f"{number / 1000:.1f} s"
 
 
+# strftime patterns for `when`; Django's `date` filter parses its format on every call, which shows on long lists.
+_WHEN_FORMATS = {
+    "short": "%b %-d, %H:%M",
+    "seconds": "%b %-d, %H:%M:%S",
+    "day": "%b %-d, %Y",
+    "long": "%b %-d, %Y %H:%M",
+    "full": "%b %-d, %Y %H:%M:%S %Z",
+}
+
+
+@register.filter
+def when(value, style: str = "short") -> str:
+    """An aware datetime in the active (the user's) time zone: "Mar 5, 14:30", "Mar 5, 2024 14:30"..."""
+    if not value:
+        return "—"
+    return timezone.localtime(value).strftime(_WHEN_FORMATS[style])
+
+
+@lru_cache(maxsize=64)
+def _url(url_name: str) -> str:
+    return reverse(url_name)
+
+
 @register.simple_tag(takes_context=True)
 def nav_link(context, url_name: str, label: str, exact: bool = False):
-    url = reverse(url_name)
+    url = _url(url_name)
     path = context["request"].path
     active = path == url if exact else path.startswith(url)
     return format_html('<a href="{}"{}>{}</a>', url, ' class="active"' if active else "", label)
