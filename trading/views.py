@@ -22,7 +22,7 @@ from lineage.models import LineageRecord
 from market.indicators import describe_registry
 from market.models import Symbol
 from market.symbol_search import symbols_matching
-from orders.models import Order, OrderStatus
+from orders.models import Order, OrderStatus, Trade
 from portfolio.models import PortfolioSnapshot, Position
 from portfolio.services import portfolio_valuation
 from signals_app.models import TradingSignal
@@ -37,6 +37,7 @@ from trading.models import (
     StrategyIndicator,
 )
 from trading.pages import paginate, redirect_to, render_page
+from trading.templatetags import ui
 
 DRAFT_SESSION_KEY = "strategy_draft"
 
@@ -582,17 +583,49 @@ def logs(request: HttpRequest) -> HttpResponse:
                 }
             )
     if kind in ("", "notifications"):
-        for r in steps.filter(step_name="notify").order_by("-recorded_at")[:LOG_LIMIT]:
+        # Notifications go out on fills, rejections and failed runs (trading.notifications) and are not stored
+        # themselves: the fills are listed here; rejections and failures are listed above, or here when filtered.
+        fills = Trade.objects.filter(order__owner=user).select_related("order__symbol", "order__strategy")
+        if strategy is not None:
+            fills = fills.filter(order__strategy=strategy)
+        if text:
+            fills = fills.filter(order__symbol__symbol__icontains=text)
+        for t in fills.order_by("-executed_at")[:LOG_LIMIT]:
             entries.append(
                 {
-                    "at": r.recorded_at,
+                    "at": t.executed_at,
                     "kind": "notification",
-                    "status": r.status,
-                    "strategy": r.execution.strategy,
-                    "text": r.error or "notification sent",
-                    "url": reverse("lineage_step", args=[r.execution_id, r.step_name]),
+                    "status": "FILLED",
+                    "strategy": t.order.strategy,
+                    "text": f"fill: {t.order.side} {ui.qty(t.quantity)} {t.order.symbol.symbol} @ {ui.price(t.price)}",
+                    "url": reverse("order_detail", args=[t.order_id]),
                 }
             )
+        if kind == "notifications":
+            failed = executions.filter(status=ExecutionStatus.FAILED).order_by("-started_at")[:LOG_LIMIT]
+            rejected = orders.filter(status=OrderStatus.REJECTED).order_by("-created_at")[:LOG_LIMIT]
+            entries += [
+                {
+                    "at": e.finished_at or e.started_at,
+                    "kind": "notification",
+                    "status": e.status,
+                    "strategy": e.strategy,
+                    "text": f"run failed: {e.error}",
+                    "url": f"{reverse('lineage')}?execution={e.pk}",
+                }
+                for e in failed
+            ]
+            entries += [
+                {
+                    "at": o.closed_at or o.created_at,
+                    "kind": "notification",
+                    "status": o.status,
+                    "strategy": o.strategy,
+                    "text": f"order rejected: {o.side} {o.symbol.symbol}: {o.status_reason}",
+                    "url": reverse("order_detail", args=[o.pk]),
+                }
+                for o in rejected
+            ]
     entries.sort(key=lambda entry: entry["at"], reverse=True)
     context = {
         "entries": entries[:LOG_LIMIT],
