@@ -205,12 +205,12 @@ def figures(
     days: Sequence[dt.date],
     bar_size: str,
     position_quantities: Sequence[float] | None = None,
-    trips: Sequence[RoundTrip] = (),
+    trips: Sequence[RoundTrip] | None = None,
     fees: float = 0.0,
     llm_cost: float = 0.0,
 ) -> dict:
-    """The report's figures for one equity curve (a replay, or buy-and-hold)."""
-    closed = [t for t in trips if t.is_closed]
+    """The report's figures for one equity curve (a replay, or buy-and-hold: no `trips`, so no trade figures)."""
+    closed = [t for t in trips if t.is_closed] if trips is not None else None
     return {
         "start_equity": equity[0],
         "end_equity": equity[-1],
@@ -218,9 +218,9 @@ def figures(
         "cagr": cagr(equity, days[0], days[-1]),
         "max_drawdown": max_drawdown(equity),
         "sharpe": sharpe(equity, PERIODS_PER_YEAR[bar_size]),
-        "trades": len(closed),
-        "win_rate": win_rate(trips),
-        "average_r": average_r(trips),
+        "trades": len(closed) if closed is not None else None,
+        "win_rate": win_rate(trips) if trips is not None else None,
+        "average_r": average_r(trips) if trips is not None else None,
         "exposure": exposure(position_quantities) if position_quantities is not None else 1.0,
         "fees": fees,
         "llm_cost": llm_cost,

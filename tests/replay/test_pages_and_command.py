@@ -27,17 +27,17 @@ def test_starting_a_replay_from_the_page_runs_it_as_a_task_and_shows_its_report(
     page = client.get(reverse("replay_list"))
     assert page.status_code == 200 and b"SPY trend" in page.content
 
-    # when they start a replay of January 2010
+    # when they start a replay of the first week of 2010
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
             reverse("replay_list"),
-            {"strategy": rules_strategy.pk, "start": "2010-01-04", "end": "2010-01-29", "llm_cache": "use"},
+            {"strategy": rules_strategy.pk, "start": "2010-01-04", "end": "2010-01-08", "llm_cache": "use"},
         )
 
     # then the task ran it and its page shows the report beside buy-and-hold and the rules analyst
     replay = Replay.objects.get()
     assert response.status_code == 302 and response["Location"] == reverse("replay_detail", args=[replay.pk])
-    assert replay.status == ReplayStatus.COMPLETED and replay.steps_done == 19
+    assert replay.status == ReplayStatus.COMPLETED and replay.steps_done == 5
     detail = client.get(response["Location"]).content.decode()
     for text in ("Total return", "CAGR", "Max drawdown", "Sharpe", "Win rate", "Average R", "Exposure", "Fees",
                  "LLM cost", "Return net of LLM cost", "Buy &amp; hold", "Rules analyst", "Calibration"):  # fmt: skip
@@ -84,7 +84,8 @@ def test_another_users_replay_is_not_found(client, rules_strategy, other_user):
 
 
 def test_two_replays_are_compared_side_by_side(client, rules_strategy):
-    january, february = _finished(rules_strategy), _finished(rules_strategy, dt.date(2010, 2, 1), dt.date(2010, 2, 26))
+    january = _finished(rules_strategy, end=dt.date(2010, 1, 15))
+    february = _finished(rules_strategy, dt.date(2010, 2, 1), dt.date(2010, 2, 12))
     client.force_login(rules_strategy.owner)
 
     response = client.get(reverse("replay_compare") + f"?id={january.pk}&id={february.pk}")
@@ -99,10 +100,10 @@ def test_two_replays_are_compared_side_by_side(client, rules_strategy):
 def test_replay_command_prints_progress_and_the_report(rules_strategy):
     out = io.StringIO()
 
-    call_command("replay", "SPY trend", "--start", "2010-01-04", "--end", "2010-01-29", stdout=out)
+    call_command("replay", "SPY trend", "--start", "2010-01-04", "--end", "2010-01-08", stdout=out)
 
     text = out.getvalue()
-    assert "19 steps" in text and "19/19" in text and "steps/s" in text
+    assert "5 steps" in text and "5/5" in text and "steps/s" in text
     for label in ("Total return", "CAGR", "Max drawdown", "Sharpe", "Win rate", "Average R", "Exposure", "Fees",
                   "LLM cost", "Return net of LLM cost", "buy & hold"):  # fmt: skip
         assert label in text

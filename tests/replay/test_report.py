@@ -160,3 +160,10 @@ def test_figures_gathers_every_number_for_one_curve():
 def test_plot_is_a_png():
     png = report.plot_png(DAYS, {"strategy": EQUITY, "buy and hold": [100.0, 90.0, 95.0, 130.0]}, title="t")
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+
+
+def test_buy_and_hold_figures_have_no_trade_statistics():
+    out = report.figures(equity=[100.0, 109.0, 91.0], days=DAYS[:3], bar_size="1d")
+
+    assert (out["trades"], out["win_rate"], out["average_r"]) == (None, None, None)
+    assert out["exposure"] == 1.0 and out["fees"] == 0.0
