@@ -22,6 +22,8 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.validators import crontab_validator
 
+from lineage.models import LineageStatus
+from lineage.services import ERROR_STEP, ERROR_STEP_NUMBER, lineage_record
 from trading.models import (
     ExecutionStatus,
     IndicatorConfig,
@@ -237,6 +239,8 @@ def execution_start(*, strategy: Strategy, trigger: str = "schedule", dry_run: b
         claim = _claim_locked(strategy.pk)
         if _claim_is_live(claim, now):
             raise AlreadyRunning(f"strategy {strategy.pk} is already running (execution {claim.execution_id})")
+        if claim.execution_id is not None:
+            _execution_abandon(claim.execution_id, now)
         execution = StrategyExecution.objects.create(
             execution_id=uuid.uuid4(), strategy=strategy, trigger=trigger, dry_run=dry_run, started_at=now
         )
@@ -245,6 +249,22 @@ def execution_start(*, strategy: Strategy, trigger: str = "schedule", dry_run: b
         next_at = cron_next(strategy.schedule_cron, zone, after=now) if strategy.is_active else None
         Strategy.objects.filter(pk=strategy.pk).update(last_execution_at=now, next_execution_at=next_at)
     return execution
+
+
+def _execution_abandon(execution_id, now: dt.datetime) -> None:
+    """A run whose claim lapsed while it was still RUNNING stopped without finishing (its worker died and the task
+    was not delivered again): it is closed as FAILED, with an `execution_error` record saying so."""
+    message = "abandoned: the run stopped without finishing and its claim on the strategy lapsed"
+    abandoned = StrategyExecution.objects.filter(pk=execution_id, status=ExecutionStatus.RUNNING)
+    for execution in abandoned:
+        lineage_record(
+            execution=execution,
+            step_name=ERROR_STEP,
+            step_number=ERROR_STEP_NUMBER,
+            status=LineageStatus.ERROR,
+            error=message,
+        )
+        execution_finish(execution=execution, status=ExecutionStatus.FAILED, error=message)
 
 
 def execution_claim_renew(*, execution: StrategyExecution) -> bool:

@@ -74,14 +74,18 @@ def test_a_claim_left_by_a_crashed_run_lapses_after_its_ttl():
 
     assert replacement.pk != crashed.pk
     assert not execution_claim_renew(execution=crashed)  # the crashed run, redelivered, must not run alongside
+    crashed.refresh_from_db()
+    assert crashed.status == ExecutionStatus.FAILED
+    assert "abandoned" in crashed.error
+    assert crashed.lineage.get(step_name="execution_error").status == "error"
 
 
 @pytest.mark.django_db
 def test_a_redelivered_run_whose_strategy_another_run_holds_is_skipped():
     strategy = StrategyFactory()
     crashed = execution_start(strategy=strategy)
-    StrategyClaim.objects.filter(strategy=strategy).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
-    execution_start(strategy=strategy)
+    other = StrategyExecution.objects.create(strategy=strategy, started_at=timezone.now())
+    StrategyClaim.objects.filter(strategy=strategy).update(execution=other)  # another run took the strategy
 
     tasks.strategy_run(str(crashed.pk))
 
