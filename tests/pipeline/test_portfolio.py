@@ -20,6 +20,7 @@ from portfolio.services import (
     portfolio_statistics,
     portfolio_valuation,
     positions_reconcile,
+    snapshots_take,
     stops_watch,
 )
 from signals_app.models import SignalOutcome
@@ -223,3 +224,18 @@ def test_the_stop_watch_leaves_a_position_with_a_working_bracket_to_the_bracket(
     Position.objects.filter(pk=position.pk).update(stop_loss=D(101))
 
     assert stops_watch() == []
+
+
+def test_a_snapshot_records_the_valuation_for_every_account_holder(owner):
+    strategy = strategy_with_indicators(owner)  # last close 100
+    fill_apply(trade=fill(strategy, "BUY", 10, "90", commission="1"))
+
+    [snapshot] = snapshots_take()
+
+    assert snapshot.owner == owner
+    assert (snapshot.cash, snapshot.positions_value, snapshot.total_value) == (
+        D("99099.00"),
+        D("1000.00"),
+        D("100099.00"),
+    )
+    assert snapshot.unrealized_pnl == D("99.00")
