@@ -76,7 +76,7 @@ def symbol_search(request: HttpRequest) -> HttpResponse:
 @login_required
 def symbol_detail(request: HttpRequest, symbol_id: int) -> HttpResponse:
     symbol = get_symbol(symbol_id)
-    strategies = Strategy.objects.for_owner(request.user).select_related("symbol").order_by("name")
+    strategies = Strategy.objects.for_owner(request.user).live().select_related("symbol").order_by("name")
     if request.method == "POST":
         strategy = get_object_or_404(strategies, pk=request.POST.get("strategy"))
         try:
@@ -140,6 +140,7 @@ def chart_list(request: HttpRequest) -> HttpResponse:
     user = request.user
     steps = (
         LineageRecord.objects.for_owner(user)
+        .live()
         .filter(step_name=CHART_STEP, status="success")
         .select_related("execution__strategy__symbol")
         .defer("input_data", "metadata")
@@ -156,7 +157,7 @@ def chart_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "runs": runs,
         "strategy": strategy,
-        "strategies": Strategy.objects.for_owner(user).only("id", "name").order_by("name"),
+        "strategies": Strategy.objects.for_owner(user).live().only("id", "name").order_by("name"),
     }
     return render_page(request, "market/charts.html", context, partial="chart-runs")
 

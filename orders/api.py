@@ -16,6 +16,7 @@ from orders.models import Order, OrderSide, OrderStatusChange, OrderType, TimeIn
 from trading.api import OwnedPrimaryKeyField
 from trading.broker import BrokerError
 from trading.models import BrokerConnection
+from trading.views import live_orders
 
 
 class StatusChangeSerializer(serializers.ModelSerializer):
@@ -112,7 +113,7 @@ class OrderViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     queryset = Order.objects.none()  # for the schema; get_queryset gives the user's own
 
     def get_queryset(self):
-        orders = Order.objects.for_owner(self.request.user).select_related("symbol").order_by("-created_at")
+        orders = live_orders(self.request.user).select_related("symbol").order_by("-created_at")
         if self.action == "retrieve":
             orders = orders.prefetch_related("status_changes", "trades")
         wanted = self.request.query_params.get("status", "")

@@ -15,6 +15,7 @@ from orders.models import OPEN_STATUSES, Order
 from trading.broker import BrokerError
 from trading.models import Strategy
 from trading.pages import paginate, redirect_to, render_page
+from trading.views import live_orders
 
 
 def get_order_for_user(user, order_id) -> Order:
@@ -25,9 +26,9 @@ def get_order_for_user(user, order_id) -> Order:
 
 
 def filtered_orders(user, params):
-    strategies = Strategy.objects.for_owner(user).only("id", "name").order_by("name")
+    strategies = Strategy.objects.for_owner(user).live().only("id", "name").order_by("name")
     form = OrderFilterForm(params or None, strategies=strategies)
-    orders = Order.objects.for_owner(user).select_related("symbol", "strategy").order_by("-created_at")
+    orders = live_orders(user).select_related("symbol", "strategy").order_by("-created_at")
     if form.is_valid():
         status = form.cleaned_data.get("status")
         if status == "open":

@@ -185,6 +185,7 @@ class SignalViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         signals = (
             TradingSignal.objects.for_owner(self.request.user)
+            .filter(strategy__replay_of__isnull=True)  # replays' signals stay with their replay
             .select_related("symbol", "strategy")
             .order_by("-generated_at")
         )

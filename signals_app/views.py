@@ -105,7 +105,7 @@ def prompt_detail(request: HttpRequest, template_id: int) -> HttpResponse:
         "form": form,
         "editable": editable,
         "variables": CONTEXT_VARIABLES,
-        "strategies": Strategy.objects.for_owner(request.user).only("id", "name").order_by("name"),
+        "strategies": Strategy.objects.for_owner(request.user).live().only("id", "name").order_by("name"),
     }
     return render_page(request, "signals_app/prompt_detail.html", context, partial="version-form")
 
@@ -198,10 +198,12 @@ SIGNAL_ROW_FIELDS = (
 
 
 def filtered_signals(user, params) -> tuple[SignalFilterForm, object]:
-    strategies = Strategy.objects.for_owner(user).only("id", "name").order_by("name")
+    strategies = Strategy.objects.for_owner(user).live().only("id", "name").order_by("name")
     form = SignalFilterForm(params or None, strategies=strategies)
     # `strategy__in` (a semi-join) rather than a join: the sort then runs over narrow rows (see paginate_by_id)
-    signals = TradingSignal.objects.filter(strategy__in=Strategy.objects.for_owner(user)).order_by("-generated_at")
+    signals = TradingSignal.objects.filter(strategy__in=Strategy.objects.for_owner(user).live()).order_by(
+        "-generated_at"
+    )
     if form.is_valid():
         data = form.cleaned_data
         if data.get("strategy"):

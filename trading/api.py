@@ -274,4 +274,4 @@ class ExecutionViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewset
     lookup_value_regex = "[0-9a-f-]{36}"
 
     def get_queryset(self):
-        return StrategyExecution.objects.for_owner(self.request.user).recent()
+        return StrategyExecution.objects.for_owner(self.request.user).live().recent()

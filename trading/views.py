@@ -63,11 +63,17 @@ def get_connection_for_user(user, connection_id) -> BrokerConnection:
     return get_object_or_404(BrokerConnection.objects.filter(owner=user), pk=connection_id)
 
 
+def live_orders(user):
+    """The user's orders without those a replay placed (its strategy is a replay's copy): replays never trade."""
+    return Order.objects.for_owner(user).filter(Q(strategy__isnull=True) | Q(strategy__replay_of__isnull=True))
+
+
 def strategies_with_last_run(user):
     """The user's strategies, each with its latest execution's status and id, in one query."""
     latest = StrategyExecution.objects.filter(strategy=OuterRef("pk")).order_by("-started_at")
     return (
         Strategy.objects.for_owner(user)
+        .live()
         .select_related("symbol")
         .annotate(
             last_status=Subquery(latest.values("status")[:1]),
@@ -83,7 +89,7 @@ def strategies_with_last_run(user):
 def recent_signals(user, *, limit: int) -> list[TradingSignal]:
     """The newest signals: ids sorted over narrow rows first, then those few rows loaded whole."""
     ids = list(
-        TradingSignal.objects.filter(strategy__in=Strategy.objects.for_owner(user))
+        TradingSignal.objects.filter(strategy__in=Strategy.objects.for_owner(user).live())
         .order_by("-generated_at")
         .values_list("pk", flat=True)[:limit]
     )
@@ -116,6 +122,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "snapshot": snapshot,
         "positions": list(
             Position.objects.for_owner(user)
+            .live()
             .open()
             .select_related("symbol", "strategy")
             .annotate(cost_basis=ExpressionWrapper(F("quantity") * F("average_cost"), output_field=DecimalField()))[:20]
@@ -123,7 +130,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "strategies": strategies,
         "signals": recent_signals(user, limit=8),
         "connections": list(BrokerConnection.objects.filter(owner=user)),
-        "open_orders": Order.objects.for_owner(user).open().count(),
+        "open_orders": live_orders(user).open().count(),
         "global_kill_switch": settings.TRADING_KILL_SWITCH,
         "killed": sum(1 for s in strategies if s.kill_switch),
         "running": any(s.last_status == ExecutionStatus.RUNNING for s in strategies),
@@ -514,13 +521,14 @@ def logs(request: HttpRequest) -> HttpResponse:
     strategy = get_strategy_for_user(user, strategy_id) if strategy_id.isdigit() else None
 
     entries: list[dict] = []
-    executions = StrategyExecution.objects.for_owner(user).select_related("strategy")
+    executions = StrategyExecution.objects.for_owner(user).live().select_related("strategy")
     steps = (
         LineageRecord.objects.for_owner(user)
+        .live()
         .select_related("execution__strategy")
         .defer("input_data", "output_data", "metadata")
     )
-    orders = Order.objects.for_owner(user).select_related("symbol", "strategy")
+    orders = live_orders(user).select_related("symbol", "strategy")
     if strategy is not None:
         executions = executions.filter(strategy=strategy)
         steps = steps.filter(execution__strategy=strategy)
@@ -631,7 +639,7 @@ def logs(request: HttpRequest) -> HttpResponse:
         "entries": entries[:LOG_LIMIT],
         "kinds": LOG_KINDS,
         "kind": kind,
-        "strategies": Strategy.objects.for_owner(user).only("id", "name").order_by("name"),
+        "strategies": Strategy.objects.for_owner(user).live().only("id", "name").order_by("name"),
         "strategy": strategy,
         "q": text,
     }
