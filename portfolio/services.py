@@ -210,13 +210,15 @@ def position_price(position: Position) -> tuple[Decimal | None, dt.datetime]:
 def cash_ledger(*, owner) -> Decimal:
     """Cash by our own books: the simulated accounts' starting cash plus sales, less purchases and commissions."""
     start = (
-        BrokerConnection.objects.filter(owner=owner, kind="simulated").aggregate(total=Sum("starting_cash"))["total"]
+        BrokerConnection.objects.filter(owner=owner, kind="simulated", replay_of__isnull=True).aggregate(
+            total=Sum("starting_cash")
+        )["total"]
         or ZERO
     )
     flows = ZERO
-    for side, quantity, price, commission in Trade.objects.filter(order__owner=owner).values_list(
-        "order__side", "quantity", "price", "commission"
-    ):
+    for side, quantity, price, commission in Trade.objects.filter(
+        order__in=Order.objects.for_owner(owner).live()
+    ).values_list("order__side", "quantity", "price", "commission"):
         amount = quantity * price
         flows += (amount if side == OrderSide.SELL else -amount) - commission
     return (start + flows).quantize(MONEY_Q)
@@ -227,7 +229,7 @@ def portfolio_valuation(*, owner, cash: Decimal | None = None) -> Valuation:
     unrealised P&L."""
     values: list[PositionValue] = []
     at = timezone.now()
-    for position in Position.objects.for_owner(owner).open().select_related("symbol", "strategy"):
+    for position in Position.objects.for_owner(owner).open().live().select_related("symbol", "strategy"):
         price, at = position_price(position)
         market_value = (position.quantity * price) if price is not None else position.quantity * position.average_cost
         unrealized = (market_value - position.quantity * position.average_cost) if price is not None else ZERO
@@ -245,7 +247,8 @@ def portfolio_valuation(*, owner, cash: Decimal | None = None) -> Valuation:
         )
     cash = cash_ledger(owner=owner) if cash is None else cash
     positions_value = sum((v.market_value for v in values), ZERO)
-    realized = Trade.objects.filter(order__owner=owner).aggregate(total=Sum("realized_pnl"))["total"] or ZERO
+    live_orders = Order.objects.for_owner(owner).live()
+    realized = Trade.objects.filter(order__in=live_orders).aggregate(total=Sum("realized_pnl"))["total"] or ZERO
     return Valuation(
         at=at,
         cash=cash,
@@ -290,7 +293,9 @@ class Statistics:
 def portfolio_statistics(*, owner, strategy=None) -> Statistics:
     """Over closing fills (sells): count, win rate, average and extreme wins and losses, total realised P&L, and the
     largest fall of cumulative realised P&L from a peak."""
-    sells = Trade.objects.filter(order__owner=owner, order__side=OrderSide.SELL, realized_pnl__isnull=False)
+    sells = Trade.objects.filter(
+        order__in=Order.objects.for_owner(owner).live(), order__side=OrderSide.SELL, realized_pnl__isnull=False
+    )
     if strategy is not None:
         sells = sells.filter(order__strategy=strategy)
     pnls = list(sells.order_by("executed_at", "id").values_list("realized_pnl", flat=True))

@@ -244,3 +244,20 @@ def test_live_stop_watch_leaves_a_replays_position_alone(rules_strategy):
     # then it placed no exit for the replay's position
     assert exits == []
     assert list(Order.objects.filter(strategy=replay.shadow_strategy).values_list("pk", "status")) == orders_before
+
+
+def test_the_owners_live_portfolio_does_not_count_a_replays_account(rules_strategy):
+    # given a replay that traded (a closed round trip and an open position) on its own simulated account
+    from portfolio.services import cash_ledger, portfolio_statistics, portfolio_valuation
+
+    replay = _replay(rules_strategy, dt.date(2010, 1, 4), dt.date(2010, 2, 12), render_charts=False)
+    assert replay.report["columns"]["replay"]["trades"] >= 1
+
+    # when the owner's live portfolio is valued
+    valuation = portfolio_valuation(owner=rules_strategy.owner)
+    statistics = portfolio_statistics(owner=rules_strategy.owner)
+
+    # then only the live paper account counts: its starting cash, no positions, no realised P&L, no trades
+    assert cash_ledger(owner=rules_strategy.owner) == rules_strategy.broker_connection.starting_cash
+    assert (valuation.positions, valuation.realized_pnl, valuation.positions_value) == ([], 0, 0)
+    assert statistics.trades == 0
