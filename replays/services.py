@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Replay, ReplayStep], None]
 CENT = Decimal("0.01")
+STALE_AFTER = dt.timedelta(minutes=10)  # a RUNNING replay with no step for this long lost its runner
 
 
 class ReplayError(Exception):
@@ -221,9 +222,13 @@ class _Spend:
 
 
 def replay_run(*, replay: Replay, progress: ProgressCallback | None = None) -> Replay:
-    """Run a PENDING replay to the end (or to its budget). The claim is atomic: a second caller returns at once."""
+    """Run a PENDING replay to the end (or to its budget), or resume one whose runner died (no step for
+    STALE_AFTER). The claim is atomic: a second caller returns at once."""
+    now = timezone.now()
     claimed = Replay.objects.filter(pk=replay.pk, status=ReplayStatus.PENDING).update(
-        status=ReplayStatus.RUNNING, started_at=timezone.now()
+        status=ReplayStatus.RUNNING, started_at=now, heartbeat_at=now
+    ) or Replay.objects.filter(pk=replay.pk, status=ReplayStatus.RUNNING, heartbeat_at__lt=now - STALE_AFTER).update(
+        heartbeat_at=now
     )
     if claimed != 1:
         replay.refresh_from_db()
@@ -271,8 +276,12 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
     clock = ReplayClock(replay.bar_size, replay.symbol.time_zone)
     source = ReplayBarSource(replay.symbol, load_history(replay.symbol, replay.bar_size, end=bars[-1][0]), clock)
     broker = broker_for(replay.broker_connection, clock=clock, bar_source=source, bar_size=replay.bar_size)
-    spend = _Spend()
+    done = dict(replay.steps.values_list("index", "llm_cost_usd"))  # a resumed replay keeps the steps it has
+    spend = _Spend(cost=sum(done.values(), Decimal(0)), largest_call=max(done.values(), default=Decimal(0)))
     for index, (timestamp, _open, _high, _low, close, _volume) in enumerate(bars):
+        if index in done:
+            clock.advance_to(timestamp)
+            continue
         if replay.analyst != Analyst.RULES and spend.would_exceed(replay.budget_usd):
             return ReplayStatus.BUDGET_STOPPED
         clock.advance_to(timestamp)
@@ -380,7 +389,9 @@ def _record_step(replay: Replay, index: int, timestamp, close, execution, clock)
     replay.output_tokens += usage["output_tokens"] or 0
     replay.llm_cost_usd += step.llm_cost_usd
     counters = ["steps_done", "analyst_calls", "cache_hits", "input_tokens", "output_tokens", "llm_cost_usd"]
-    Replay.objects.filter(pk=replay.pk).update(**{name: getattr(replay, name) for name in counters})
+    Replay.objects.filter(pk=replay.pk).update(
+        heartbeat_at=timezone.now(), **{name: getattr(replay, name) for name in counters}
+    )
     return step
 
 

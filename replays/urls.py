@@ -8,4 +8,5 @@ urlpatterns = [
     path("<int:replay_id>/", views.replay_detail, name="replay_detail"),
     path("<int:replay_id>/plot.png", views.replay_plot, name="replay_plot"),
     path("<int:replay_id>/delete/", views.replay_delete, name="replay_delete"),
+    path("<int:replay_id>/resume/", views.replay_resume, name="replay_resume"),
 ]

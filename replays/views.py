@@ -119,6 +119,16 @@ def replay_compare(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+def replay_resume(request: HttpRequest, replay_id: int) -> HttpResponse:
+    replay = get_replay_for_user(request.user, replay_id)
+    if replay.is_stale:
+        transaction.on_commit(lambda: tasks.replay_run.delay(replay.pk))
+        messages.success(request, f"Replay {replay.pk} resumes from step {replay.steps_done + 1}.")
+    return redirect_to(request, "replay_detail", replay.pk)
+
+
+@login_required
+@require_POST
 def replay_delete(request: HttpRequest, replay_id: int) -> HttpResponse:
     replay = get_replay_for_user(request.user, replay_id)
     if not replay.is_finished:

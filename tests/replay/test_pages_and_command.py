@@ -145,3 +145,25 @@ def test_prune_command_deletes_old_replay_lineage_and_then_old_replays(rules_str
 
     call_command("prune_replays", "--older-than", "0", "--delete", stdout=io.StringIO())
     assert not Replay.objects.exists()
+
+
+def test_a_stale_replay_offers_resume_and_resuming_finishes_it(
+    client, rules_strategy, settings, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    replay = replay_create(
+        owner=rules_strategy.owner, strategy=rules_strategy, start=dt.date(2010, 1, 4), end=dt.date(2010, 1, 8)
+    )
+    Replay.objects.filter(pk=replay.pk).update(
+        status=ReplayStatus.RUNNING, heartbeat_at=timezone.now() - dt.timedelta(hours=1)
+    )
+    client.force_login(rules_strategy.owner)
+    assert "Resume" in client.get(reverse("replay_detail", args=[replay.pk])).content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("replay_resume", args=[replay.pk]))
+
+    replay.refresh_from_db()
+    assert (replay.status, replay.steps_done) == (ReplayStatus.COMPLETED, 5)

@@ -261,3 +261,38 @@ def test_the_owners_live_portfolio_does_not_count_a_replays_account(rules_strate
     assert cash_ledger(owner=rules_strategy.owner) == rules_strategy.broker_connection.starting_cash
     assert (valuation.positions, valuation.realized_pnl, valuation.positions_value) == ([], 0, 0)
     assert statistics.trades == 0
+
+
+class WorkerDied(BaseException):
+    """Stands for a killed worker: nothing in the replay catches it."""
+
+
+def test_a_replay_whose_worker_died_resumes_where_it_stopped_and_ends_as_an_unbroken_one(rules_strategy):
+    from django.utils import timezone
+
+    from replays.services import STALE_AFTER
+
+    start, end = dt.date(2010, 1, 4), dt.date(2010, 1, 29)
+    unbroken = _replay(rules_strategy, start, end, render_charts=False)
+
+    # given a replay whose worker died after its 7th step
+    def die_after_seven(replay, step):
+        if step.index == 6:
+            raise WorkerDied
+
+    replay = replay_create(owner=rules_strategy.owner, strategy=rules_strategy, start=start, end=end,
+                           render_charts=False)  # fmt: skip
+    with pytest.raises(WorkerDied):
+        replay_run(replay=replay, progress=die_after_seven)
+    replay.refresh_from_db()
+    assert (replay.status, replay.steps_done) == (ReplayStatus.RUNNING, 7)
+
+    # when it is run again while fresh, nothing happens; once stale, it resumes
+    assert replay_run(replay=replay).steps_done == 7
+    type(replay).objects.filter(pk=replay.pk).update(heartbeat_at=timezone.now() - STALE_AFTER - dt.timedelta(1))
+    replay = replay_run(replay=replay)
+
+    # then it finished with every step once, deciding and trading exactly as the unbroken replay did
+    assert replay.status == ReplayStatus.COMPLETED
+    assert list(replay.steps.values_list("index", flat=True)) == list(range(replay.steps_total))
+    assert _rows(replay, DECISION_FIELDS + ACCOUNT_FIELDS) == _rows(unbroken, DECISION_FIELDS + ACCOUNT_FIELDS)
