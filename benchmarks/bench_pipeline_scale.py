@@ -98,6 +98,19 @@ def status_kib(pid: int, field: str) -> int:
     return 0
 
 
+def cpu_seconds(root: int) -> float:
+    """User plus system CPU time of a process and its live children."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 class MemorySampler(threading.Thread):
     def __init__(self, roots: list[int]) -> None:
         super().__init__(daemon=True)
@@ -260,9 +273,10 @@ def main() -> int:
 
         django.setup()
         import redis as redis_lib
-        from django.db.models import Count, Max
+        from django.db.models import Avg, Count, Max
 
         from config.celery import app
+        from lineage.models import LineageRecord
         from orders.models import Order
         from trading.models import StrategyExecution
 
@@ -286,6 +300,7 @@ def main() -> int:
 
         from django.utils import timezone
 
+        cpu_before = [cpu_seconds(w.pid) for w in workers]
         sent_at = timezone.now()
         started = time.monotonic()
         for strategy_id in strategy_ids:
@@ -298,6 +313,7 @@ def main() -> int:
             time.sleep(0.25)
         sampler.stop.set()
         sampler.join()
+        cpu = [cpu_seconds(w.pid) - before for w, before in zip(workers, cpu_before, strict=True)]
 
         statuses = dict(executions.values_list("status").annotate(n=Count("pk")))
         last = executions.aggregate(last=Max("finished_at"))["last"]
@@ -313,6 +329,13 @@ def main() -> int:
         print(f"runs per second:   {completed / elapsed if elapsed else 0:.2f}")
         print(f"peak worker RSS:   {sampler.peak_total / 1024**2:.0f} MiB  (target {TARGET_RSS / 1024**3:.0f} GiB)")
         print(f"sum of high-water: {hwm_total / 1024**2:.0f} MiB over {len(sampler.high_water)} worker processes")
+        steps = (
+            LineageRecord.objects.filter(execution__strategy_id__in=strategy_ids)
+            .values("step_name")
+            .annotate(average=Avg("duration_ms"))
+        )
+        print("average step ms:   " + ", ".join(f"{row['step_name']} {row['average']:.0f}" for row in steps))
+        print(f"worker CPU:        charts {cpu[0]:.0f} s, pipeline {cpu[1]:.0f} s")
         print(
             f"layout:            charts on prefork x{args.chart_processes}; celery/analysis/orders on "
             f"{args.threads} threads; analyst delay {args.delay:g} s"
