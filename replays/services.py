@@ -31,7 +31,15 @@ from replays import report
 from replays.models import LLMCacheMode, Replay, ReplayStatus, ReplayStep
 from replays.playback import ReplayBarSource, ReplayClock, load_history
 from signals_app.models import LLMCall, PromptType, PromptVersion, TradingSignal
-from trading.models import Analyst, BrokerConnection, BrokerKind, Strategy, StrategyExecution, StrategyIndicator
+from trading.models import (
+    Analyst,
+    BrokerConnection,
+    BrokerKind,
+    ExecutionStatus,
+    Strategy,
+    StrategyExecution,
+    StrategyIndicator,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +48,8 @@ CENT = Decimal("0.01")
 STALE_AFTER = dt.timedelta(minutes=10)  # a RUNNING replay with no step for this long lost its runner
 
 
-class ReplayError(Exception):
-    """A replay could not run (its setup is gone, or the executor is missing)."""
+class StepFailed(Exception):
+    """The executor's run for one bar of the replay failed (its lineage says why)."""
 
 
 # --- create ---------------------------------------------------------------------------------------------------------
@@ -119,8 +127,6 @@ def replay_create(
             }
         )
     version = _prompt_version(strategy, prompt_version) if analyst != Analyst.RULES or prompt_version else None
-    if analyst == Analyst.RULES:
-        model = ""
     return Replay.objects.create(
         owner=owner,
         strategy=strategy,
@@ -206,10 +212,6 @@ def _shadow_create(replay: Replay) -> Strategy:
 # --- run --------------------------------------------------------------------------------------------------------------
 
 
-class BudgetExhausted(Exception):
-    pass
-
-
 @dataclass
 class _Spend:
     cost: Decimal = Decimal(0)
@@ -237,7 +239,7 @@ def replay_run(*, replay: Replay, progress: ProgressCallback | None = None) -> R
     try:
         with _relaxed_commits():
             status = _run_steps(replay, progress)
-        if replay.analyst != Analyst.RULES and status == ReplayStatus.COMPLETED:
+        if replay.analyst != Analyst.RULES and status == ReplayStatus.COMPLETED and replay.strategy_id:
             _baseline_run(replay)
         report_data = replay_report(replay=replay)
     except Exception as exc:  # the replay is closed FAILED with the reason; the traceback goes to the log
@@ -288,6 +290,9 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
         _track_orders(replay, broker, clock)
         execution = _execute(replay, shadow, clock=clock, source=source, broker=broker)
         step = _record_step(replay, index, timestamp, close, execution, clock)
+        if execution.status == ExecutionStatus.FAILED:
+            # A replay with holes would judge a different strategy: it stops at the first failed run.
+            raise StepFailed(f"the run at {timestamp:%Y-%m-%d %H:%M} failed: {execution.error}")
         spend.cost += step.llm_cost_usd
         spend.largest_call = max(spend.largest_call, step.llm_cost_usd)
         if progress is not None:
@@ -296,8 +301,9 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
 
 
 def _baseline_run(replay: Replay) -> Replay:
-    """The rules analyst over the same range, for the report's side-by-side column (charts off: rules reads none)."""
-    baseline = replay_create(
+    """The rules analyst over the same range, for the report's side-by-side column (charts off: rules reads none).
+    A resumed replay finishes the baseline it started rather than starting another."""
+    baseline = replay.baselines.first() or replay_create(
         owner=replay.owner,
         strategy=replay.strategy,
         start=replay.start,
@@ -310,11 +316,16 @@ def _baseline_run(replay: Replay) -> Replay:
 
 
 def _track_orders(replay: Replay, broker, clock) -> None:
-    """What the live order poller does, for this replay's account only: fills by the bars up to the clock."""
+    """What the live order poller (portfolio.services.connection_track) does, for this replay's account only and
+    without notifying anyone: order states and fills by the bars up to the clock, each fill booked into positions."""
     from orders.services import orders_sync
     from portfolio.services import fill_apply
 
-    for trade in orders_sync(broker_connection=replay.broker_connection, broker=broker, clock=clock):
+    orders_sync(broker_connection=replay.broker_connection, broker=broker, clock=clock)
+    # every fill not booked yet, including one a dead runner left between recording and booking it
+    for trade in Trade.objects.filter(
+        order__broker_connection=replay.broker_connection, realized_pnl__isnull=True
+    ).order_by("executed_at", "pk"):
         fill_apply(trade=trade)
 
 
@@ -352,9 +363,8 @@ def _account(replay: Replay) -> tuple[Decimal, Decimal]:
 
 
 def _record_step(replay: Replay, index: int, timestamp, close, execution, clock) -> ReplayStep:
-    signal = TradingSignal.objects.filter(execution=execution).first() if execution is not None else None
-    calls = LLMCall.objects.filter(execution=execution) if execution is not None else LLMCall.objects.none()
-    usage = calls.aggregate(
+    signal = TradingSignal.objects.filter(execution=execution).first()
+    usage = LLMCall.objects.filter(execution=execution).aggregate(
         cost=Sum("cost_usd"),
         sent=Count("id", filter=Q(from_cache=False)),
         hits=Count("id", filter=Q(from_cache=True)),
@@ -369,7 +379,7 @@ def _record_step(replay: Replay, index: int, timestamp, close, execution, clock)
         bar_timestamp=timestamp,
         close=close,
         execution=execution,
-        execution_status=execution.status if execution is not None else "",
+        execution_status=execution.status,
         action=signal.action if signal else "",
         confidence=signal.confidence if signal else None,
         entry_price=signal.entry_price if signal else None,

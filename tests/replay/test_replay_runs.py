@@ -85,15 +85,15 @@ def test_second_replay_of_a_range_asks_the_analyst_nothing_costs_nothing_and_dec
     assert second.report["columns"]["replay"]["llm_cost"] == 0
 
 
-def test_cache_only_replay_fails_on_a_miss_without_asking_the_analyst(rules_strategy, stub_anthropic):
+def test_cache_only_replay_stops_failed_at_the_first_miss_without_asking_the_analyst(rules_strategy, stub_anthropic):
     replay = _replay(
         rules_strategy, dt.date(2010, 3, 1), dt.date(2010, 3, 5), analyst=Analyst.ANTHROPIC, llm_cache="only"
     )
 
     assert stub_anthropic.requests == []
-    assert replay.analyst_calls == 0
-    assert {s.execution_status for s in replay.steps.all()} == {"FAILED"}
-    assert "cache" in replay.steps.first().execution.error.lower()
+    assert (replay.status, replay.analyst_calls, replay.steps_done) == (ReplayStatus.FAILED, 0, 1)
+    assert "--llm-cache only" in replay.error and "2010-03-01" in replay.error
+    assert replay.steps.get().execution_status == "FAILED"
 
 
 def test_budget_stops_the_replay_before_it_spends_more(rules_strategy, stub_anthropic):
