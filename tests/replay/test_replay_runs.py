@@ -296,3 +296,27 @@ def test_a_replay_whose_worker_died_resumes_where_it_stopped_and_ends_as_an_unbr
     assert replay.status == ReplayStatus.COMPLETED
     assert list(replay.steps.values_list("index", flat=True)) == list(range(replay.steps_total))
     assert _rows(replay, DECISION_FIELDS + ACCOUNT_FIELDS) == _rows(unbroken, DECISION_FIELDS + ACCOUNT_FIELDS)
+
+
+def test_prompt_version_option_replays_that_version_of_the_strategys_prompt(rules_strategy, stub_anthropic):
+    # given the strategy's own prompt in two versions, the second being the one in use
+    from signals_app.models import PromptTemplate
+    from signals_app.prompts import prompt_version_create
+
+    template = PromptTemplate.objects.create(owner=rules_strategy.owner, name="terse")
+    first = prompt_version_create(template=template, body="First take on {{ symbol.symbol }}: close {{ last_close }}.")
+    prompt_version_create(template=template, body="Second take on {{ symbol.symbol }}: close {{ last_close }}.")
+    rules_strategy.prompt_template = template
+    rules_strategy.save(update_fields=["prompt_template"])
+
+    # when version 1 is replayed
+    replay = _replay(
+        rules_strategy, dt.date(2010, 3, 1), dt.date(2010, 3, 2), analyst=Analyst.ANTHROPIC, prompt_version=1
+    )
+
+    # then the analyst was asked with version 1's text, and the signals point at version 1
+    assert replay.prompt_version == first
+    assert [stub_anthropic.prompt(b).split(":")[0] for b in stub_anthropic.requests] == ["First take on SPY"] * 2
+    assert set(
+        TradingSignal.objects.filter(strategy=replay.shadow_strategy).values_list("prompt_version", flat=True)
+    ) == {first.pk}
