@@ -9,6 +9,10 @@ Each page: a warm-up run, then `wrk -t2 -c20 -d30s --latency` with the session c
 and p95 (wrk's own --latency table has no p95). Target per page: p95 <= 250 ms, >= 100 requests/s, no errors (no
 socket errors, no non-2xx answers).
 
+Also printed: the CPU one request costs (gunicorn workers plus the database's backends, from /proc, during the
+measured run) and what that allows on this machine's cores when nothing else runs ("idle cap"), since on a shared
+machine the measured rate also reflects everyone else's load (the load average is printed first).
+
 Run: DATABASE_URL=postgres://postgres@127.0.0.1:5432/trading .venv/bin/python benchmarks/bench_pages.py
      [--duration 30] [--reseed]      (exit status 1 when a target is missed)
 Needs `wrk` (apt-get install wrk).
@@ -310,6 +314,31 @@ def sign_in(base: str) -> str:
     return f"sessionid={session.cookies['sessionid']}"
 
 
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def serving_pids(gunicorn_pid: int, database: str) -> list[int]:
+    """gunicorn's workers and the PostgreSQL backends of the bench database: the CPU a page costs is theirs."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == gunicorn_pid:
+                children.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [database])
+        backends = [row[0] for row in cursor.fetchall()]
+    return [gunicorn_pid, *children, *backends]
+
+
 def run_wrk(url: str, cookie: str, duration: int, script: Path) -> dict:
     command = ["wrk", "-t2", "-c20", f"-d{duration}s", "--latency", "-s", str(script), "-H", f"Cookie: {cookie}", url]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -373,7 +402,7 @@ def main() -> int:
             ("lineage viewer", f"/lineage/?execution={latest.pk}"),
         ]
         print(
-            f"{'page':<16}{'p50 ms':>9}{'p95 ms':>9}{'req/s':>9}{'errors':>8}"
+            f"{'page':<16}{'p50 ms':>9}{'p95 ms':>9}{'req/s':>9}{'errors':>8}{'cpu/req':>10}{'idle cap':>10}"
             f"  target p95<={P95_TARGET_MS:.0f} ms, >={RATE_TARGET:.0f}/s"
         )
         import requests
@@ -384,11 +413,18 @@ def main() -> int:
             if check.status_code != 200:
                 sys.exit(f"{name}: HTTP {check.status_code} with the session; see {var_dir / 'gunicorn.log'}")
             run_wrk(base + path, cookie, 5, script)  # warm-up: workers' connections, caches, query plans
+            pids = serving_pids(gunicorn.pid, urlparse(url).path.strip("/"))
+            cpu_before = sum(_cpu_seconds(pid) for pid in pids)
             result = run_wrk(base + path, cookie, args.duration, script)
+            cpu_ms = (sum(_cpu_seconds(pid) for pid in pids) - cpu_before) * 1000 / max(result["requests"], 1)
             p50, p95 = result["p50_us"] / 1000, result["p95_us"] / 1000
             errors = result["errors"] + result["status"] + result["non2xx"]
             ok = p95 <= P95_TARGET_MS and result["rate"] >= RATE_TARGET and errors == 0
-            print(f"{name:<16}{p50:>9.1f}{p95:>9.1f}{result['rate']:>9.1f}{errors:>8}  {'ok' if ok else 'MISSED'}")
+            capacity = (os.cpu_count() or 1) * 1000 / cpu_ms if cpu_ms else 0
+            print(
+                f"{name:<16}{p50:>9.1f}{p95:>9.1f}{result['rate']:>9.1f}{errors:>8}{cpu_ms:>10.1f}{capacity:>10.0f}"
+                f"  {'ok' if ok else 'MISSED'}"
+            )
             if not ok:
                 failures.append(name)
     finally:

@@ -18,10 +18,11 @@ from lineage.models import LineageRecord
 from market.views import CHART_STEP, chart_entries
 from orders.models import Order
 from signals_app.forms import PromptTemplateForm, PromptVersionForm, SignalFilterForm
+from signals_app.listing import newest_signal_ids
 from signals_app.models import LLMCall, PromptTemplate, SignalAction, SignalOutcome, TradingSignal
 from signals_app.prompts import CONTEXT_VARIABLES, PromptRenderError, prompt_version_create, render_prompt
 from trading.models import Strategy
-from trading.pages import paginate_by_id, redirect_to, render_page
+from trading.pages import redirect_to, render_page, window_by_id
 
 # --- ownership ----------------------------------------------------------------------------------------------------
 
@@ -197,17 +198,16 @@ SIGNAL_ROW_FIELDS = (
 )
 
 
-def filtered_signals(user, params) -> tuple[SignalFilterForm, object]:
-    strategies = Strategy.objects.for_owner(user).live().only("id", "name").order_by("name")
-    form = SignalFilterForm(params or None, strategies=strategies)
-    # `strategy__in` (a semi-join) rather than a join: the sort then runs over narrow rows (see paginate_by_id)
-    signals = TradingSignal.objects.filter(strategy__in=Strategy.objects.for_owner(user).live()).order_by(
-        "-generated_at"
-    )
+def filtered_signals(user, params) -> tuple[SignalFilterForm, object, list, list[int]]:
+    """The filter form, the filtered signals (not yet scoped to strategies), and the user's live strategies."""
+    strategies = list(Strategy.objects.for_owner(user).live().only("id", "name").order_by("name"))
+    form = SignalFilterForm(params or None, strategies=Strategy.objects.for_owner(user).live())
+    signals = TradingSignal.objects.all()
+    scope = [strategy.pk for strategy in strategies]
     if form.is_valid():
         data = form.cleaned_data
         if data.get("strategy"):
-            signals = signals.filter(strategy=data["strategy"])
+            scope = [data["strategy"].pk]
         if data.get("action"):
             signals = signals.filter(action=data["action"])
         if data.get("outcome"):
@@ -221,19 +221,23 @@ def filtered_signals(user, params) -> tuple[SignalFilterForm, object]:
     query = (params or {}).get("q", "").strip() if params else ""
     if query:
         signals = signals.filter(Q(symbol__symbol__iexact=query) | Q(reasoning__icontains=query))
-    return form, signals
+    return form, signals, strategies, scope
 
 
 @login_required
 @require_GET
 def signal_list(request: HttpRequest) -> HttpResponse:
-    form, signals = filtered_signals(request.user, request.GET)
+    form, signals, strategies, scope = filtered_signals(request.user, request.GET)
     rows = TradingSignal.objects.select_related("strategy", "symbol").only(*SIGNAL_ROW_FIELDS)
-    page = paginate_by_id(request, signals, rows=rows)
+    page = window_by_id(
+        request,
+        lambda offset, limit: newest_signal_ids(signals, scope, offset=offset, limit=limit),
+        rows=rows,
+    )
     context = {
         "form": form,
         "page": page,
-        "strategies": form.fields["strategy"].queryset,
+        "strategies": strategies,
         "actions": SignalAction.choices,
         "outcomes": SignalOutcome.choices,
     }

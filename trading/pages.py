@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
@@ -39,14 +41,47 @@ def redirect_to(request: HttpRequest, to: str, *args, **kwargs) -> HttpResponse:
     return redirect(url)
 
 
-def paginate_by_id(request: HttpRequest, queryset, *, rows, per_page: int = PAGE_SIZE) -> Page:
-    """Paginate over primary keys only, then load that page's rows from `rows` (with its select_related).
+@dataclass
+class Window:
+    """One page of a long list, without counting the whole list: only whether there is a next page."""
 
-    Sorting thousands of narrow (id, sort key) rows and then fetching fifty wide ones is several times faster than
-    sorting the wide joined rows themselves; the page keeps the order of `queryset`.
-    """
-    page = Paginator(queryset.values_list("pk", flat=True), per_page).get_page(request.GET.get("page"))
-    ids = list(page.object_list)
+    object_list: list
+    number: int
+    has_next: bool
+
+    def __iter__(self):
+        return iter(self.object_list)
+
+    def __len__(self) -> int:
+        return len(self.object_list)
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    def has_other_pages(self) -> bool:
+        return self.has_next or self.has_previous
+
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+
+def page_number(request: HttpRequest) -> int:
+    try:
+        return max(1, int(request.GET.get("page", 1)))
+    except ValueError:
+        return 1
+
+
+def window_by_id(request: HttpRequest, ids_for, *, rows, per_page: int = PAGE_SIZE) -> Window:
+    """A page of a long list: `ids_for(offset, limit)` gives the primary keys in order (narrow rows sort fast), then
+    only that page's rows are loaded whole from `rows` (with its select_related). No COUNT over the whole list."""
+    number = page_number(request)
+    ids = list(ids_for((number - 1) * per_page, per_page + 1))
+    has_next = len(ids) > per_page
+    ids = ids[:per_page]
     found = rows.in_bulk(ids)
-    page.object_list = [found[pk] for pk in ids if pk in found]
-    return page
+    return Window([found[pk] for pk in ids if pk in found], number, has_next)

@@ -25,6 +25,7 @@ from market.symbol_search import symbols_matching
 from orders.models import Order, OrderStatus, Trade
 from portfolio.models import PortfolioSnapshot, Position
 from portfolio.services import portfolio_valuation
+from signals_app.listing import newest_signal_ids
 from signals_app.models import TradingSignal
 from trading import forms, services
 from trading.middleware import profile_for_user, remember_time_zone
@@ -86,13 +87,9 @@ def strategies_with_last_run(user):
 # --- dashboard ----------------------------------------------------------------------------------------------------
 
 
-def recent_signals(user, *, limit: int) -> list[TradingSignal]:
-    """The newest signals: ids sorted over narrow rows first, then those few rows loaded whole."""
-    ids = list(
-        TradingSignal.objects.filter(strategy__in=Strategy.objects.for_owner(user).live())
-        .order_by("-generated_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+def recent_signals(user, strategies: list[Strategy], *, limit: int) -> list[TradingSignal]:
+    """The newest signals of these strategies: ids from the per-strategy index first, then those rows whole."""
+    ids = newest_signal_ids(TradingSignal.objects.all(), [s.pk for s in strategies], offset=0, limit=limit)
     found = (
         TradingSignal.objects.select_related("strategy", "symbol")
         .only("generated_at", "action", "entry_price", "confidence", "strategy__name", "symbol__symbol")
@@ -128,7 +125,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             .annotate(cost_basis=ExpressionWrapper(F("quantity") * F("average_cost"), output_field=DecimalField()))[:20]
         ),
         "strategies": strategies,
-        "signals": recent_signals(user, limit=8),
+        "signals": recent_signals(user, strategies, limit=8),
         "connections": list(BrokerConnection.objects.filter(owner=user)),
         "open_orders": live_orders(user).open().count(),
         "global_kill_switch": settings.TRADING_KILL_SWITCH,
