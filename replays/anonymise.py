@@ -32,7 +32,8 @@ def anonymise_context(context: dict) -> dict:
         return value
 
     out = clean(context)
-    out["symbol"] = {"symbol": ASSET, "name": "", "exchange": "", "currency": "", "asset_type": ""}
+    currency = (context.get("symbol") or {}).get("currency", "")
+    out["symbol"] = {"symbol": ASSET, "name": "", "exchange": "", "currency": currency, "asset_type": ""}
     out["now"] = "t"
     out["trading_day"] = "t"
     out["last_bar_time"] = "t-0"
@@ -47,9 +48,10 @@ ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?
 
 
 def _scrub(text: str, labels: dict[str, str], words: set[str]) -> str:
+    table = "\n" in text  # keep a table's columns aligned
     for iso, label in sorted(labels.items(), key=lambda item: -len(item[0])):
         if iso:
-            text = text.replace(iso, label)
+            text = text.replace(iso, label.ljust(len(iso)) if table else label)
     text = ISO_TIME.sub("t-?", text)  # any date not among the bars (a position's entry, a chart title)
     for word in sorted(words, key=len, reverse=True):
         text = re.sub(rf"\b{re.escape(word)}\b", ASSET, text, flags=re.IGNORECASE)
