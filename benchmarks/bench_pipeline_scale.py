@@ -5,9 +5,10 @@ analysis, standing in for an LLM), the signal, the risk gate, a simulated order 
 lineage rows. Every strategy has its own symbol, so every chart is drawn (no two runs share an image).
 
 Worker layout (PIPELINE_SPLIT_QUEUES=true), the one the README describes:
-- `charts`: a prefork pool, one process per core: rendering is CPU work, and processes get around the GIL;
-- `celery`, `analysis`, `orders`: one thread pool (32 threads): the beat task, the first steps, the analysis wait,
-  the signal, the risk gate and the order conversation are waits on PostgreSQL, the LLM and the broker.
+- `charts`: a prefork pool, one process per core, runs the first four steps (strategy, bars, indicators, chart):
+  rendering is CPU work, and processes get around the GIL;
+- `celery`, `analysis`, `orders`: one thread pool (32 threads): the beat task, the analysis wait, the signal, the
+  risk gate and the order conversation are waits on PostgreSQL, the LLM and the broker.
 
 The 200 `trading.strategy_due` messages are sent at once, as beat sends them when 200 schedules fall due in the same
 minute. Time runs from the send to the last execution's finish. Peak memory is the largest total RSS of every worker

@@ -71,9 +71,12 @@ STEPS = [
     "execution_complete",
 ]
 STEP_NUMBERS = {name: number for number, name in enumerate(STEPS, start=1)}
-# With PIPELINE_SPLIT_QUEUES, the queue each step runs on (the steps before the first one here run wherever the run
-# task started).
+# With PIPELINE_SPLIT_QUEUES, the queue each step runs on. The steps up to the chart run in one chart process, so the
+# bars and indicators it draws are the ones it just computed, not read again.
 STEP_QUEUES = {
+    "load_strategy": "charts",
+    "fetch_market_data": "charts",
+    "calculate_indicators": "charts",
     "generate_charts": "charts",
     "llm_analysis": "analysis",
     "parse_signal": "analysis",
@@ -81,6 +84,11 @@ STEP_QUEUES = {
     "place_order": "orders",
     "execution_complete": "orders",
 }
+
+
+def first_queue() -> str | None:
+    """Where a run starts: the first step's queue when the pipeline is split, else the default queue."""
+    return STEP_QUEUES[STEPS[0]] if settings.PIPELINE_SPLIT_QUEUES else None
 
 
 class Skip(Exception):

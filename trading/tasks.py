@@ -34,7 +34,7 @@ def strategy_due(strategy_id: int, trigger: str = "schedule") -> str | None:
         with transaction.atomic():
             execution = execution_start(strategy=strategy, trigger=trigger)
             execution_id = str(execution.pk)
-            transaction.on_commit(lambda: strategy_run_enqueue(execution_id))
+            transaction.on_commit(lambda: strategy_run_enqueue(execution_id, executor.first_queue()))
     except AlreadyRunning as exc:
         logger.info("%s: not started", exc)
         return None

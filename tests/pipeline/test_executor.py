@@ -90,7 +90,7 @@ def test_a_split_pipeline_hands_off_between_queues_and_each_hop_reads_the_earlie
         hops.append(execute(execution.pk, queue=hops[-1]).handoff_queue)
 
     execution.refresh_from_db()
-    assert hops == ["charts", "analysis", "orders", None]
+    assert hops == ["charts", "analysis", "orders", None]  # the first call, on no queue, hands off straight away
     assert execution.status == ExecutionStatus.COMPLETED
     assert [name for name, _ in steps_of(execution)] == STEPS
     assert Order.objects.filter(strategy=buying_strategy).count() == 1
