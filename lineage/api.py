@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
@@ -27,10 +28,66 @@ class StatisticsQuery(serializers.Serializer):
     days = serializers.IntegerField(min_value=1, max_value=365, default=30)
 
 
+class StepSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    execution_id = serializers.UUIDField()
+    step_name = serializers.CharField()
+    step_number = serializers.IntegerField()
+    input_data = serializers.JSONField()
+    output_data = serializers.JSONField()
+    metadata = serializers.JSONField()
+    error = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["success", "error", "skipped"])
+    duration_ms = serializers.IntegerField()
+    recorded_at = serializers.DateTimeField()
+
+
+class ExecutionLineageSerializer(serializers.Serializer):
+    execution_id = serializers.UUIDField()
+    steps = StepSerializer(many=True)
+    total_steps = serializers.IntegerField()
+    has_errors = serializers.BooleanField()
+
+
+class RecentExecutionSerializer(serializers.Serializer):
+    execution_id = serializers.UUIDField()
+    executed_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    status = serializers.CharField()
+    trigger = serializers.CharField()
+    dry_run = serializers.BooleanField()
+    error = serializers.CharField(allow_null=True)
+
+
+class RecentExecutionsSerializer(serializers.Serializer):
+    strategy_id = serializers.IntegerField()
+    executions = RecentExecutionSerializer(many=True)
+    count = serializers.IntegerField()
+
+
+class CommonErrorSerializer(serializers.Serializer):
+    error = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class StepStatisticsSerializer(serializers.Serializer):
+    step_name = serializers.CharField()
+    strategy_id = serializers.IntegerField(allow_null=True)
+    days = serializers.IntegerField()
+    total_executions = serializers.IntegerField()
+    successful = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True)
+    average_duration_ms = serializers.FloatField(allow_null=True)
+    common_errors = CommonErrorSerializer(many=True)
+
+
 def _execution_for_user(user, execution_id) -> StrategyExecution:
     return get_object_or_404(StrategyExecution.objects.for_owner(user), pk=execution_id)
 
 
+@extend_schema(tags=["lineage"], responses=ExecutionLineageSerializer, summary="Every step of one execution")
 @api_view(["GET"])
 def execution_lineage(request: Request, execution_id) -> Response:
     execution = _execution_for_user(request.user, execution_id)
@@ -45,6 +102,7 @@ def execution_lineage(request: Request, execution_id) -> Response:
     )
 
 
+@extend_schema(tags=["lineage"], responses=StepSerializer, summary="One step of one execution")
 @api_view(["GET"])
 def step_lineage(request: Request, execution_id, step_name: str) -> Response:
     execution = _execution_for_user(request.user, execution_id)
@@ -54,6 +112,9 @@ def step_lineage(request: Request, execution_id, step_name: str) -> Response:
     return Response(lineage_as_dict(record))
 
 
+@extend_schema(
+    tags=["lineage"], parameters=[RecentQuery], responses=RecentExecutionsSerializer, summary="A strategy's recent runs"
+)
 @api_view(["GET"])
 def recent_executions(request: Request, strategy_id: int) -> Response:
     strategy = get_object_or_404(Strategy.objects.for_owner(request.user), pk=strategy_id)
@@ -75,6 +136,12 @@ def recent_executions(request: Request, strategy_id: int) -> Response:
     return Response({"strategy_id": strategy.pk, "executions": rows, "count": len(rows)})
 
 
+@extend_schema(
+    tags=["lineage"],
+    parameters=[StatisticsQuery],
+    responses=StepStatisticsSerializer,
+    summary="Duration, success rate and common errors of one step over your runs",
+)
 @api_view(["GET"])
 def step_stats(request: Request, step_name: str) -> Response:
     query = StatisticsQuery(data=request.query_params)
