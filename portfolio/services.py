@@ -431,10 +431,8 @@ def stops_watch(*, allowance: Decimal | None = None) -> list[Order]:
     allowance = Decimal(str(settings.STOP_WATCH_ALLOWANCE)) if allowance is None else allowance
     placed = []
     positions = (
-        Position.objects.open()
+        Position.objects.watched()
         .live()  # a replay's positions live on the replay's clock, not this one
-        .filter(strategy__isnull=False)
-        .exclude(stop_loss__isnull=True, take_profit__isnull=True)
         .select_related("strategy__broker_connection", "symbol", "owner")
     )
     for position in positions:

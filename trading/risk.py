@@ -146,7 +146,7 @@ def risk_check(
     if action == SignalAction.HOLD:
         return RiskDecision(action=action, allowed=False, refusals=["HOLD: nothing to do"])
 
-    position = Position.objects.filter(strategy=strategy, symbol_id=signal.symbol_id).open().first()
+    position = Position.objects.for_strategy(strategy).open().filter(symbol_id=signal.symbol_id).first()
     if action == SignalAction.SELL:
         if position is None:
             return RiskDecision(action=action, allowed=False, refusals=["SELL with no open position: nothing to sell"])
@@ -170,7 +170,7 @@ def risk_check(
             f"confidence {confidence} vs floor {strategy.min_confidence}",
         )
     )
-    open_positions = Position.objects.filter(strategy=strategy).open().count()
+    open_positions = Position.objects.for_strategy(strategy).open().count()
     pending_entries = (
         Order.objects.filter(strategy=strategy, side=OrderSide.BUY).entries().exclude(status__in=TERMINAL_STATUSES)
     ).count()  # sent or about to be: an entry in flight holds its slot
