@@ -229,6 +229,21 @@ def test_live_order_tracking_leaves_a_replays_working_order_alone(rules_strategy
     assert not Order.objects.live().exists()
 
 
+def test_scheduled_snapshots_and_reconciliation_leave_a_replays_simulated_account_alone(rules_strategy):
+    # given a replay that ended the day it placed a BUY, still working at its simulated broker
+    from simbroker.models import SimOrder
+    from trading.tasks import portfolio_snapshots
+
+    replay = _replay(rules_strategy, dt.date(2010, 1, 4), dt.date(2010, 1, 4), render_charts=False)
+    assert SimOrder.objects.get(account__connection=replay.broker_connection).status == "SUBMITTED"
+
+    # when the scheduled snapshots and reconciliation run on the wall clock (whose bars would fill it)
+    portfolio_snapshots()
+
+    # then the replay's broker ledger was not moved
+    assert SimOrder.objects.get(account__connection=replay.broker_connection).status == "SUBMITTED"
+
+
 def test_live_stop_watch_leaves_a_replays_position_alone(rules_strategy):
     # given a replay that bought on its first day and holds the position, its target long passed in real time
     from portfolio.services import stops_watch
