@@ -129,6 +129,7 @@ def read_bars_file(path: str | Path, *, bar_size: str = "1d", tz: str = "UTC", s
     by_stamp: dict[dt.datetime, list[int]] = {}
     good: dict[int, BarRow] = {}
     date_format: list[str | None] = [None]
+    any_time_of_day = False
     for record in reader:
         line = header_index + reader.line_num
         if not record or all(not cell.strip() for cell in record):
@@ -152,6 +153,7 @@ def read_bars_file(path: str | Path, *, bar_size: str = "1d", tz: str = "UTC", s
                 )
             stamp = dt.datetime.combine(stamp.date(), dt.time(0), tzinfo=dt.UTC)
         else:
+            any_time_of_day = any_time_of_day or _has_time_of_day(date_format[0])
             stamp, problem = _to_utc(stamp, zone, tz)
             if problem:
                 parsed.bad_rows.append(BadRow(line, problem))
@@ -166,6 +168,10 @@ def read_bars_file(path: str | Path, *, bar_size: str = "1d", tz: str = "UTC", s
         good[line] = BarRow(stamp, *values)
     if parsed.read == 0:
         raise UnreadableFile("the file has a header but no rows")
+    if not daily and by_stamp and not any_time_of_day:
+        raise UnreadableFile(
+            f"the dates have no time of day: this looks like daily data, not {bar_size}; pass --bar-size 1d or 1w"
+        )
     if symbol_column is not None:
         parsed.symbol_in_file = ",".join(sorted(file_symbols))
         if symbol and file_symbols and file_symbols != {symbol.upper()}:
@@ -186,13 +192,13 @@ def _read_lines(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:
-        raise UnreadableFile(f"{path}: no such file") from exc
+        raise UnreadableFile("no such file") from exc
     except IsADirectoryError as exc:
-        raise UnreadableFile(f"{path} is a directory") from exc
+        raise UnreadableFile("a directory, not a file") from exc
     except PermissionError as exc:
-        raise UnreadableFile(f"{path}: permission denied") from exc
+        raise UnreadableFile("permission denied") from exc
     except UnicodeDecodeError as exc:
-        raise UnreadableFile(f"{path} is not a text (UTF-8) file") from exc
+        raise UnreadableFile("not a text (UTF-8) file") from exc
     return text.splitlines()
 
 
@@ -247,6 +253,10 @@ def _parse_stamp(raw: str, last_format: list[str | None]) -> dt.datetime | None:
         last_format[0] = fmt
         return stamp
     return None
+
+
+def _has_time_of_day(date_format: str | None) -> bool:
+    return date_format is not None and ("%H" in date_format or "%I" in date_format)
 
 
 def _to_utc(stamp: dt.datetime, zone: ZoneInfo, tz: str) -> tuple[dt.datetime, str | None]:

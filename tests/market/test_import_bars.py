@@ -192,7 +192,7 @@ def test_impossible_rows_are_reported_with_line_numbers_and_never_kept(tmp_path)
         ("a,b,c\n1,2,3\n", "no header line with open, high, low and close"),
         ("Date,Open,High,Low,Close\n", "the file has a header but no rows"),
         ("Stamp,Open,High,Low,Close\n2024-01-02,1,2,1,2\n", "no date column"),
-        (b"\xff\xfe\x00binary", "is not a text (UTF-8) file"),
+        (b"\xff\xfe\x00binary", "not a text (UTF-8) file"),
         ("Date,Open,High,Low,Close\n2024-01-02 10:00:00,1,2,1,2\n", "looks like intraday data, pass --bar-size"),
     ],
     ids=["missing", "empty", "no-ohlc-header", "header-only", "no-date-column", "binary", "intraday-as-daily"],
@@ -334,3 +334,50 @@ def test_bad_bar_size_and_time_zone_are_errors_where_typed():
             "Mars/Olympus",
         )
     assert not Bar.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bar_size", ["1min", "1h"], ids=["as-1min", "as-1h"])
+def test_a_daily_file_imported_as_intraday_is_refused(bar_size):
+    # Given a Yahoo daily file, whose dates carry no time of day
+    daily_file = LAYOUTS / "INTC_yahoo_1995_first20.csv"
+
+    # When it is imported with an intraday bar size
+    with pytest.raises(CommandError) as caught:
+        run(str(daily_file), "--symbol", "INTC", "--bar-size", bar_size)
+
+    # Then it is refused with the bar size to use, and nothing is written
+    assert "looks like daily data" in str(caught.value)
+    assert "pass --bar-size 1d or 1w" in str(caught.value)
+    assert not Bar.objects.exists()
+    assert not Symbol.objects.filter(symbol="INTC").exists()
+
+
+@pytest.mark.django_db
+def test_an_intraday_file_whose_first_stamp_is_midnight_still_imports(tmp_path):
+    # Given a 1-hour file whose first bar starts at midnight, 00:00:00 written out
+    path = tmp_path / "hourly.csv"
+    path.write_text("Date,Open,High,Low,Close\n2024-01-02 00:00:00,1,2,1,2\n2024-01-02 01:00:00,2,3,2,3\n")
+
+    # When it is imported as 1h bars
+    run(str(path), "--symbol", "HOURLY", "--bar-size", "1h")
+
+    # Then both bars are stored at their instants
+    stored = Bar.objects.for_symbol(Symbol.objects.get(symbol="HOURLY")).chronological()
+    assert [bar.timestamp for bar in stored] == [utc(2024, 1, 2, 0), utc(2024, 1, 2, 1)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+def test_an_unopenable_path_is_named_once_in_the_error(tmp_path, kind):
+    # Given a path that does not exist, or a directory
+    path = tmp_path / "nope.csv" if kind == "missing" else tmp_path
+
+    # When it is imported
+    with pytest.raises(CommandError) as caught:
+        run(str(path), "--symbol", "X")
+
+    # Then the message names the path once, then says what is wrong with it
+    message = str(caught.value)
+    assert message.count(str(path)) == 1
+    assert message.startswith(f"{path}: ")
