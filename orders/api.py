@@ -77,7 +77,7 @@ class OrderDetailSerializer(OrderSerializer):
 
 
 class ManualOrderSerializer(serializers.Serializer):
-    broker_connection = OwnedPrimaryKeyField(queryset=BrokerConnection.objects.all())
+    broker_connection = OwnedPrimaryKeyField(queryset=BrokerConnection.objects.filter(replay_of__isnull=True))
     symbol = serializers.PrimaryKeyRelatedField(queryset=Symbol.objects.all())
     side = serializers.ChoiceField(choices=OrderSide.choices)
     quantity = serializers.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal("0.000001"))

@@ -27,7 +27,7 @@ class ManualOrderForm(forms.Form):
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["broker_connection"].queryset = BrokerConnection.objects.filter(owner=owner)
+        self.fields["broker_connection"].queryset = BrokerConnection.objects.filter(owner=owner, replay_of__isnull=True)
         self.fields["broker_connection"].empty_label = None
 
     def clean_client_order_id(self) -> str:

@@ -129,7 +129,9 @@ class StrategySerializer(serializers.ModelSerializer):
     pinned_prompt_version = serializers.PrimaryKeyRelatedField(
         queryset=PromptVersion.objects.all(), required=False, allow_null=True
     )
-    broker_connection = OwnedPrimaryKeyField(queryset=BrokerConnection.objects.all(), required=False, allow_null=True)
+    broker_connection = OwnedPrimaryKeyField(
+        queryset=BrokerConnection.objects.filter(replay_of__isnull=True), required=False, allow_null=True
+    )
 
     class Meta:
         model = Strategy

@@ -167,7 +167,7 @@ class OwnedStrategyForm(forms.ModelForm):
             ).select_related("template")
             self.fields["pinned_prompt_version"].empty_label = "Latest version"
         if "broker_connection" in self.fields:
-            connections = BrokerConnection.objects.filter(owner=owner).order_by("kind", "name")
+            connections = BrokerConnection.objects.filter(owner=owner, replay_of__isnull=True).order_by("kind", "name")
             field = self.fields["broker_connection"]
             field.queryset = connections
             # No connection means the IBKR gateway named by IBKR_GATEWAY_URL; with accounts of their own, the user

@@ -335,3 +335,30 @@ def test_prompt_version_option_replays_that_version_of_the_strategys_prompt(rule
     assert set(
         TradingSignal.objects.filter(strategy=replay.shadow_strategy).values_list("prompt_version", flat=True)
     ) == {first.pk}
+
+
+def test_a_replays_simulated_account_cannot_be_picked_for_manual_orders_or_strategies(client, rules_strategy):
+    from orders.forms import ManualOrderForm
+    from trading.forms import ScheduleStepForm
+
+    replay = _replay(rules_strategy, dt.date(2010, 1, 4), dt.date(2010, 1, 4), render_charts=False)
+    live = rules_strategy.broker_connection
+
+    # the manual order form, the strategy form and the order API offer or accept the live account only
+    assert list(ManualOrderForm(owner=rules_strategy.owner).fields["broker_connection"].queryset) == [live]
+    assert list(ScheduleStepForm(owner=rules_strategy.owner).fields["broker_connection"].queryset) == [live]
+    client.force_login(rules_strategy.owner)
+    response = client.post(
+        "/api/orders/",
+        {
+            "broker_connection": replay.broker_connection_id,
+            "symbol": rules_strategy.symbol_id,
+            "side": "BUY",
+            "quantity": "1",
+            "order_type": "LMT",
+            "limit_price": "100",
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 400 and "broker_connection" in response.json()
+    assert not Order.objects.live().exists()
