@@ -56,11 +56,11 @@ class SymbolViewSet(viewsets.ReadOnlyModelViewSet):
         source, broker_error = "local", ""
         connection = BrokerConnection.objects.filter(owner=request.user, kind=BrokerKind.IBKR).first()
         if symbol.conid and connection is not None:
-            from market.symbol_search import symbol_from_contract
             from trading.broker import broker_for
 
             try:
-                symbol = symbol_from_contract(broker_for(connection).contract(symbol.conid))
+                broker_for(connection).contract(symbol.conid)  # the broker refreshes the Symbol row it caches
+                symbol.refresh_from_db()
                 source = "ibkr"
             except BrokerError as error:
                 broker_error = str(error) or error.__class__.__name__

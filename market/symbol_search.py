@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
-from market.models import AssetType, Symbol
+from market.models import Symbol
 
 SEARCH_LIMIT = 20
 
@@ -28,25 +27,12 @@ def symbols_matching(query: str, *, limit: int = SEARCH_LIMIT) -> QuerySet[Symbo
     )
 
 
-def contracts_from_broker(connection, query: str) -> list:
-    """IBKR's contract search through the user's connection (one gateway call). Raises the broker's typed errors."""
+def symbols_from_broker(connection, query: str) -> list[Symbol]:
+    """IBKR's contract search through the user's connection (one gateway call, cached by the broker). The broker
+    keeps every contract it finds in the Symbol table, so the answer is those rows. Raises the broker's typed
+    errors (NotAuthenticated, RateLimited, Rejected, Transient)."""
     from trading.broker import broker_for
 
-    return broker_for(connection).search(query)[:SEARCH_LIMIT]
-
-
-def symbol_from_contract(contract) -> Symbol:
-    """The Symbol for an IBKR contract, created or refreshed by its conid."""
-    asset_type = contract.asset_type if contract.asset_type in AssetType.values else AssetType.STOCK
-    with transaction.atomic():
-        symbol, _ = Symbol.objects.update_or_create(
-            conid=contract.conid,
-            defaults={
-                "symbol": contract.symbol,
-                "name": contract.name,
-                "exchange": contract.exchange,
-                "currency": contract.currency or "USD",
-                "asset_type": asset_type,
-            },
-        )
-    return symbol
+    conids = [c.conid for c in broker_for(connection).search(query)[:SEARCH_LIMIT] if c.conid]
+    found = Symbol.objects.in_bulk(conids, field_name="conid")
+    return [found[conid] for conid in conids if conid in found]

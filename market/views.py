@@ -10,11 +10,11 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from lineage.models import LineageRecord
 from market.models import Symbol
-from market.symbol_search import contracts_from_broker, symbol_from_contract, symbols_matching
+from market.symbol_search import symbols_from_broker, symbols_matching
 from trading import services as strategy_services
 from trading.broker import BrokerError
 from trading.models import BrokerConnection, BrokerKind, Strategy
@@ -51,7 +51,7 @@ def symbol_list(request: HttpRequest) -> HttpResponse:
     contracts, broker_error = [], ""
     if query and request.GET.get("source") == "ibkr" and connection is not None:
         try:
-            contracts = contracts_from_broker(connection, query)
+            contracts = symbols_from_broker(connection, query)
         except BrokerError as error:
             broker_error = str(error) or error.__class__.__name__
     context = {
@@ -94,29 +94,6 @@ def symbol_detail(request: HttpRequest, symbol_id: int) -> HttpResponse:
         "last_bar": symbol.bars.order_by("-timestamp").first(),
     }
     return render_page(request, "market/symbol_detail.html", context)
-
-
-@login_required
-@require_POST
-def symbol_add(request: HttpRequest) -> HttpResponse:
-    """Add an IBKR contract found by the contract search to the symbol table."""
-    connection = _ibkr_connection(request.user)
-    if connection is None:
-        raise Http404("no IBKR connection")
-    try:
-        conid = int(request.POST.get("conid", ""))
-    except ValueError:
-        raise Http404("bad contract id") from None
-    from trading.broker import broker_for
-
-    try:
-        contract = broker_for(connection).contract(conid)
-    except BrokerError as error:
-        messages.error(request, f"IBKR could not give contract {conid}: {error}")
-        return redirect("symbol_list")
-    symbol = symbol_from_contract(contract)
-    messages.success(request, f"Added {symbol.symbol} ({symbol.exchange}).")
-    return redirect("symbol_detail", symbol_id=symbol.pk)
 
 
 # --- charts ---------------------------------------------------------------------------------------------------
