@@ -34,7 +34,7 @@ def strategy_due(strategy_id: int, trigger: str = "schedule") -> str | None:
         with transaction.atomic():
             execution = execution_start(strategy=strategy, trigger=trigger)
             execution_id = str(execution.pk)
-            transaction.on_commit(lambda: strategy_run_enqueue(execution_id, executor.first_queue()))
+            transaction.on_commit(lambda: strategy_run_enqueue(execution_id))
     except AlreadyRunning as exc:
         logger.info("%s: not started", exc)
         return None
@@ -42,6 +42,8 @@ def strategy_due(strategy_id: int, trigger: str = "schedule") -> str | None:
 
 
 def strategy_run_enqueue(execution_id: str, queue: str | None = None) -> None:
+    """Send the run task for a created execution: to `queue`, else where a run starts (executor.first_queue)."""
+    queue = queue or executor.first_queue()
     options = {"expires": RUN_EXPIRES_SECONDS}
     if queue:
         options["queue"] = queue
