@@ -192,12 +192,18 @@ def test_orders_to_fills_to_positions_on_the_simulated_broker_and_drift_when_its
     assert connection_reconcile(broker_connection=strategy.broker_connection).has_drift
 
 
-def test_the_stop_watch_exits_a_position_below_its_stop_with_a_marketable_day_limit(settings, owner):
+@pytest.mark.parametrize(
+    ("stop", "target"),
+    [pytest.param(D(101), None, id="stop-hit"), pytest.param(D(90), D(99), id="target-hit")],
+)
+def test_the_stop_watch_exits_a_position_at_its_stop_or_target_with_a_marketable_day_limit(
+    settings, owner, stop, target
+):
     settings.STOP_WATCH_ALLOWANCE = 0.005
     strategy = strategy_with_indicators(owner)  # last close 100
     run_and_fill(strategy)
     position = Position.objects.open().get(strategy=strategy)
-    Position.objects.filter(pk=position.pk).update(stop_loss=D(101), take_profit=None)  # the price is below it now
+    Position.objects.filter(pk=position.pk).update(stop_loss=stop, take_profit=target)  # the price 100 is past it
 
     placed = stops_watch()
     again = stops_watch()
