@@ -69,13 +69,29 @@ def live_orders(user):
     return Order.objects.for_owner(user).filter(Q(strategy__isnull=True) | Q(strategy__replay_of__isnull=True))
 
 
+STRATEGY_ROW_FIELDS = (
+    "name",
+    "bar_size",
+    "analyst",
+    "schedule_cron",
+    "schedule_timezone",
+    "kill_switch",
+    "is_active",
+    "last_execution_at",
+    "next_execution_at",
+    "symbol__symbol",
+)
+
+
 def strategies_with_last_run(user):
-    """The user's strategies, each with its latest execution's status and id, in one query."""
+    """The user's strategies (the columns a list shows), each with its latest execution's status and id, in one
+    query."""
     latest = StrategyExecution.objects.filter(strategy=OuterRef("pk")).order_by("-started_at")
     return (
         Strategy.objects.for_owner(user)
         .live()
         .select_related("symbol")
+        .only(*STRATEGY_ROW_FIELDS)
         .annotate(
             last_status=Subquery(latest.values("status")[:1]),
             last_execution_id=Subquery(latest.values("execution_id")[:1]),
@@ -122,6 +138,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             .live()
             .open()
             .select_related("symbol", "strategy")
+            .only("quantity", "average_cost", "stop_loss", "take_profit", "symbol__symbol", "strategy__name")
             .annotate(cost_basis=ExpressionWrapper(F("quantity") * F("average_cost"), output_field=DecimalField()))[:20]
         ),
         "strategies": strategies,
