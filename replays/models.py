@@ -6,6 +6,7 @@ own tables, so live querysets (`.live()`) leave them out and deleting a replay r
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from django.conf import settings
@@ -30,6 +31,7 @@ class ReplayStatus(models.TextChoices):
 
 
 FINISHED_STATUSES = frozenset({ReplayStatus.COMPLETED, ReplayStatus.BUDGET_STOPPED, ReplayStatus.FAILED})
+STALE_AFTER = dt.timedelta(minutes=10)  # a RUNNING replay with no step for this long lost its runner
 
 
 class LLMCacheMode(models.TextChoices):
@@ -126,8 +128,6 @@ class Replay(models.Model):
     @property
     def is_stale(self) -> bool:
         """RUNNING with no step for a while: its runner died and it can be resumed."""
-        from replays.services import STALE_AFTER
-
         return (
             self.status == ReplayStatus.RUNNING
             and self.heartbeat_at is not None

@@ -28,7 +28,7 @@ from market.models import Bar
 from orders.models import Order, Trade
 from portfolio.models import Position
 from replays import report
-from replays.models import LLMCacheMode, Replay, ReplayStatus, ReplayStep
+from replays.models import STALE_AFTER, LLMCacheMode, Replay, ReplayStatus, ReplayStep
 from replays.playback import ReplayBarSource, ReplayClock, load_history
 from signals_app.models import LLMCall, PromptType, PromptVersion, TradingSignal
 from trading.models import (
@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Replay, ReplayStep], None]
 CENT = Decimal("0.01")
-STALE_AFTER = dt.timedelta(minutes=10)  # a RUNNING replay with no step for this long lost its runner
 
 
 class StepFailed(Exception):

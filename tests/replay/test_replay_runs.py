@@ -285,7 +285,7 @@ class WorkerDied(BaseException):
 def test_a_replay_whose_worker_died_resumes_where_it_stopped_and_ends_as_an_unbroken_one(rules_strategy):
     from django.utils import timezone
 
-    from replays.services import STALE_AFTER
+    from replays.models import STALE_AFTER
 
     start, end = dt.date(2010, 1, 4), dt.date(2010, 1, 29)
     unbroken = _replay(rules_strategy, start, end, render_charts=False)
