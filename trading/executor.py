@@ -52,7 +52,7 @@ from signals_app.llm import Analysis, Answer
 from signals_app.models import PromptVersion, TradingSignal
 from signals_app.services import signal_record
 from trading import risk
-from trading.broker import NotAuthenticated, broker_for
+from trading.broker import BrokerError, NotAuthenticated, broker_for
 from trading.models import BrokerKind, ExecutionStatus, MarketDataSource, Strategy, StrategyExecution
 from trading.notifications import notify_rejection, notify_run_failed
 from trading.services import execution_finish
@@ -599,16 +599,19 @@ def _decision_restore(run: Run, output: dict, *args) -> dict:
 def risk_check(run: Run, strategy: Strategy, signal) -> StepResult:
 
     account = None
-    if signal.action == "BUY" and not run.execution.dry_run and strategy.broker_connection is not None:
+    if signal.action == "BUY" and strategy.broker_connection is not None:
         try:
             summary = _broker(run, strategy).account_summary()
         except NotAuthenticated as exc:
-            raise Skip(f"IBKR session not authenticated: {exc}") from exc
-        account = risk.Account(
-            net_liquidation=summary.net_liquidation, buying_power=summary.buying_power, cash=summary.cash
-        )
-    elif signal.action == "BUY":
-        account = None
+            if not run.execution.dry_run:
+                raise Skip(f"IBKR session not authenticated: {exc}") from exc
+        except BrokerError:
+            if not run.execution.dry_run:  # a dry run is sized when the broker answers, and judged without it else
+                raise
+        else:
+            account = risk.Account(
+                net_liquidation=summary.net_liquidation, buying_power=summary.buying_power, cash=summary.cash
+            )
     kill_switch = run.context.kill_switch if run.context is not None else None
     decision = risk.risk_check(
         strategy=strategy, signal=signal, clock=_clock(run, strategy), account=account, kill_switch=kill_switch

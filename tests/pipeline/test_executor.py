@@ -199,6 +199,8 @@ def test_a_dry_run_analyses_and_places_nothing(buying_strategy):
     assert not Order.objects.exists()
     note = LineageRecord.objects.get(execution=execution, step_name="place_order").output_data["note"]
     assert note == "dry run: nothing placed"
+    risk = LineageRecord.objects.get(execution=execution, step_name="risk_check").output_data
+    assert risk["sizing"]["quantity"] == 100  # sized as it would have been
 
 
 def test_bars_are_read_by_the_market_clock_not_beyond_it(owner):
