@@ -273,7 +273,6 @@ def main() -> int:
         import django
 
         django.setup()
-        import redis as redis_lib
         from django.db.models import Avg, Count, Max
 
         from config.celery import app
@@ -281,8 +280,6 @@ def main() -> int:
         from orders.models import Order
         from trading.models import StrategyExecution
 
-        for queue in ("celery", "charts", "analysis", "orders"):  # nothing left over from an earlier run
-            redis_lib.Redis.from_url(redis_url).delete(queue)
         print(f"setting up {args.strategies} strategies ({BARS} daily bars each, own symbol) ...", flush=True)
         strategy_ids = create_strategies(args.strategies)
 
