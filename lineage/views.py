@@ -121,13 +121,17 @@ def lineage(request: HttpRequest) -> HttpResponse:
             Strategy.objects.for_owner(user).select_related("symbol"), pk=wanted if wanted.isdigit() else 0
         )
 
-    executions = StrategyExecution.objects.for_owner(user).select_related("strategy").recent()
+    executions = (
+        StrategyExecution.objects.for_owner(user)
+        .select_related("strategy")
+        .only("started_at", "status", "strategy__name")  # what the selector shows
+        .recent()
+    )
     executions = list(
         executions.filter(strategy=strategy)[:RECENT_EXECUTIONS] if strategy else executions.live()[:RECENT_EXECUTIONS]
     )
     if execution is None and strategy is not None and executions:
-        execution = executions[0]
-        execution.strategy = strategy
+        execution = get_execution_for_user(user, executions[0].pk)
     context = {
         "strategies": Strategy.objects.for_owner(user).live().only("id", "name").order_by("name"),
         "strategy": strategy,
