@@ -143,7 +143,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         ),
         "strategies": strategies,
         "signals": recent_signals(user, strategies, limit=8),
-        "connections": list(BrokerConnection.objects.filter(owner=user)),
+        "connections": list(BrokerConnection.objects.filter(owner=user, replay_of__isnull=True)),
         "open_orders": live_orders(user).open().count(),
         "global_kill_switch": settings.TRADING_KILL_SWITCH,
         "killed": sum(1 for s in strategies if s.kill_switch),
@@ -180,7 +180,11 @@ def gateway_login_url(connection: BrokerConnection) -> str:
 
 @login_required
 def ibkr(request: HttpRequest) -> HttpResponse:
-    connections = list(BrokerConnection.objects.filter(owner=request.user).annotate(strategy_count=Count("strategies")))
+    connections = list(
+        BrokerConnection.objects.filter(owner=request.user, replay_of__isnull=True).annotate(
+            strategy_count=Count("strategies")
+        )
+    )
     rows = [
         {"connection": c, "form": forms.AllowedQuestionsForm(instance=c), "login_url": gateway_login_url(c)}
         for c in connections
