@@ -157,7 +157,6 @@ def _database(url: str) -> dict:
 DATABASES = {"default": _database(DATABASE_URL)}
 DATABASE_IS_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-FORMS_URLFIELD_ASSUME_HTTPS = True  # a gateway URL typed without a scheme means https (Django 6 default)
 
 # --- Cache, locks and rate limits ------------------------------------------------------------------------------
 

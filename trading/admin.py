@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin
+from django.db import models
 
 from trading.models import (
     BrokerConnection,
@@ -33,6 +34,7 @@ class BrokerConnectionAdmin(admin.ModelAdmin):
     search_fields = ["name", "account_id", "owner__username"]
     list_select_related = ["owner"]
     readonly_fields = ["last_keepalive_at", "authenticated", "connected", "competing", "auth_message"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # a gateway typed without a scheme is https
 
 
 @admin.register(IndicatorConfig)

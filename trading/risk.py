@@ -183,9 +183,9 @@ def risk_check(
     )
     start, end = day_bounds(clock, strategy.symbol.time_zone)
     # A strategy order is dated by its signal (the market clock's time, which in playback is not the wall clock's);
-    # an order without a signal (the stop watch) by when it was made.
+    # an order without a signal (the stop watch) by when it was made. A bracket counts once: its exits are children.
     orders_today = (
-        Order.objects.filter(strategy=strategy)
+        Order.objects.filter(strategy=strategy, parent__isnull=True)
         .filter(
             Q(signal__generated_at__gte=start, signal__generated_at__lt=end)
             | Q(signal__isnull=True, created_at__gte=start, created_at__lt=end)

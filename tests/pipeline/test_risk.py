@@ -145,6 +145,27 @@ def test_orders_per_day_are_counted_on_the_market_clocks_trading_day(strategy):
     assert "2 orders on 2025-03-04" in decision.refusals[0]
 
 
+def test_a_bracket_counts_as_one_order_of_the_day(strategy):
+    earlier = buy(strategy)
+    entry = OrderFactory(owner=strategy.owner, strategy=strategy, signal=earlier, symbol=strategy.symbol, filled=True)
+    for leg in ("stop", "target"):
+        OrderFactory(
+            owner=strategy.owner,
+            strategy=strategy,
+            signal=earlier,
+            symbol=strategy.symbol,
+            parent=entry,
+            leg=leg,
+            side=OrderSide.SELL,
+            status="SUBMITTED",
+        )
+
+    decision = risk_check(strategy=strategy, signal=buy(strategy), clock=CLOCK, account=ACCOUNT, kill_switch=False)
+
+    assert "max_orders_per_day" not in refused(decision)
+    assert any(c.name == "max_orders_per_day" and "1 orders" in c.detail for c in decision.checks)
+
+
 def test_the_daily_loss_limit_blocks_entries_after_todays_realised_losses(strategy):
     sell = OrderFactory(
         owner=strategy.owner, strategy=strategy, symbol=strategy.symbol, side=OrderSide.SELL, filled=True
