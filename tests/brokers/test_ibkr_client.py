@@ -11,6 +11,7 @@ import responses
 from market.models import BarSize, Symbol
 from tests.brokers.conftest import make_ibkr_broker
 from tests.brokers.gateway import AAPL, FakeGateway, install_responses
+from tests.factories import BrokerConnectionFactory
 from trading.broker import (
     DuplicateClientOrderId,
     NotAuthenticated,
@@ -271,6 +272,22 @@ def test_keepalive_stores_not_authenticated_when_the_gateway_has_no_session(keep
 
     ibkr_connection.refresh_from_db()
     assert (ibkr_connection.authenticated, ibkr_connection.connected) == (False, False)
+
+
+@pytest.mark.django_db
+def test_keepalive_stores_a_gateway_url_that_is_not_one_as_the_sessions_message(owner):
+    # Given an IBKR connection whose gateway URL has no scheme (typed into a shell variable or the database directly)
+    connection = BrokerConnectionFactory(owner=owner, name="typo", ibkr=True, gateway_url="localhost:5000/v1/api")
+
+    # When the keep-alive tickles it
+    state = session_keepalive(connection=connection)
+
+    # Then nothing is sent anywhere, and the connection shows why it is not connected
+    assert not state.can_trade
+    connection.refresh_from_db()
+    assert (connection.authenticated, connection.connected) == (False, False)
+    assert "'localhost:5000/v1/api' is not an http(s) URL" in connection.auth_message
+    assert connection.last_keepalive_at is not None
 
 
 # --- history -------------------------------------------------------------------------------------------------------

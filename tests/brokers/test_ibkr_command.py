@@ -1,13 +1,18 @@
 """`manage.py ibkr ...` against a loopback gateway: real HTTP, the recorded payload shapes."""
 
+import os
+import subprocess
+import sys
 from decimal import Decimal
 from io import StringIO
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 
 from orders.models import Order, OrderStatus
 from tests.brokers.gateway import AAPL, FakeGateway, LoopbackGateway
+from tests.factories import BrokerConnectionFactory
 
 
 @pytest.fixture
@@ -123,3 +128,65 @@ def test_a_logged_out_gateway_is_a_clear_error(loopback):
 
     with pytest.raises(CommandError, match="NotAuthenticated"):
         ibkr("summary")
+
+
+# --- no gateway, or a gateway URL that is not one: a clear error, never a traceback ----------------------------------
+
+
+def run_from_shell(*args: str) -> subprocess.CompletedProcess:
+    """The command as a user runs it: a CommandError ends as one line on stderr and exit status 1."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "ibkr", *args],
+        cwd=django_settings.BASE_DIR,
+        env={**os.environ, "IBKR_GATEWAY_URL": "", "IBKR_ACCOUNT_ID": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("action", [["status"], ["summary"], ["search", "AAPL"]], ids=["status", "summary", "search"])
+def test_no_gateway_configured_is_a_clear_error(settings, action):
+    settings.IBKR_GATEWAY_URL = ""
+
+    with pytest.raises(CommandError, match="IBKR_GATEWAY_URL is not set"):
+        ibkr(*action)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["not-a-url", "localhost:5000/v1/api", "ftp://localhost/v1/api"])
+def test_a_gateway_url_that_is_not_http_is_a_clear_error(settings, url):
+    settings.IBKR_GATEWAY_URL = url
+
+    with pytest.raises(CommandError, match="is not an http\\(s\\) URL"):
+        ibkr("status")
+
+
+def test_no_gateway_from_the_shell_prints_one_line_and_exits_non_zero():
+    result = run_from_shell("status")
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("CommandError: NotAuthenticated:")
+    assert "IBKR_GATEWAY_URL is not set" in result.stderr
+    assert result.stdout == ""
+
+
+def test_connection_is_accepted_before_or_after_the_action(loopback, owner):
+    connection = BrokerConnectionFactory(
+        ibkr=True, owner=owner, name="paper", gateway_url=django_settings.IBKR_GATEWAY_URL
+    )
+
+    before = ibkr("--connection", "paper", "status")
+    after = ibkr("status", "--connection", str(connection.pk))
+
+    assert "authenticated  True" in before
+    assert before == after
+
+
+@pytest.mark.django_db
+def test_an_unknown_connection_after_the_action_is_a_clear_error():
+    with pytest.raises(CommandError, match="no IBKR connection 'nope'"):
+        ibkr("status", "--connection", "nope")

@@ -414,6 +414,9 @@ def _session_state(body: dict) -> SessionState:
 # --- the Broker on top of the client -------------------------------------------------------------------------------
 
 
+EXAMPLE_GATEWAY_URL = "https://localhost:5000/v1/api"
+
+
 class IbkrBroker(Broker):
     def __init__(self, client: IbkrClient, *, allowed_question_ids: list[str] | None = None) -> None:
         self.client = client
@@ -425,7 +428,9 @@ class IbkrBroker(Broker):
 
         if connection is None:
             if not settings.IBKR_GATEWAY_URL:
-                raise NotAuthenticated("no broker connection given and IBKR_GATEWAY_URL is not set")
+                raise NotAuthenticated(
+                    f"no broker connection given and IBKR_GATEWAY_URL is not set (e.g. {EXAMPLE_GATEWAY_URL})"
+                )
             url, account, verify = settings.IBKR_GATEWAY_URL, settings.IBKR_ACCOUNT_ID, settings.IBKR_VERIFY_TLS
             allowed = default_question_ids()
         else:
@@ -433,6 +438,9 @@ class IbkrBroker(Broker):
             account = connection.account_id or settings.IBKR_ACCOUNT_ID
             verify = connection.verify_tls
             allowed = list(connection.allowed_question_ids or [])
+        parts = urlparse(url)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise NotAuthenticated(f"the IBKR gateway URL {url!r} is not an http(s) URL (e.g. {EXAMPLE_GATEWAY_URL})")
         client = IbkrClient(
             url, account_id=account, verify=parse_verify(verify), timeout=float(settings.IBKR_TIMEOUT_SECONDS)
         )
@@ -746,9 +754,8 @@ def session_keepalive(*, connection) -> SessionState:
     against a competing login), send the question suppression list after a login, and store the state."""
     from trading.models import BrokerConnection
 
-    broker = IbkrBroker.for_connection(connection)
-    client = broker.client
     try:
+        client = IbkrBroker.for_connection(connection).client  # a bad gateway URL is stored as the state
         state = client.tickle()
         if state.connected and not state.authenticated and not state.competing:
             state = client.init_brokerage_session()

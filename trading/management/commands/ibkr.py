@@ -12,6 +12,7 @@ through the order service like every other order and prints the state it settled
 
 from __future__ import annotations
 
+import argparse
 from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
@@ -55,20 +56,29 @@ class Command(BaseCommand):
     help = "Query the IBKR gateway, or place an order through the order service."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--connection", help="BrokerConnection id or name (default: IBKR_GATEWAY_URL)")
+        connection_help = "BrokerConnection id or name (default: IBKR_GATEWAY_URL)"
+        parser.add_argument("--connection", help=connection_help)
         sub = parser.add_subparsers(dest="action", required=True)
-        sub.add_parser("status", help="session state of the gateway")
-        sub.add_parser("accounts", help="accounts the session can trade")
-        search = sub.add_parser("search", help="find contracts by symbol")
+
+        def action(name: str, help: str):
+            # --connection is also accepted after the action (`ibkr status --connection NAME`); SUPPRESS keeps a
+            # --connection given before the action from being overwritten by the action's own default.
+            action_parser = sub.add_parser(name, help=help)
+            action_parser.add_argument("--connection", default=argparse.SUPPRESS, help=connection_help)
+            return action_parser
+
+        action("status", help="session state of the gateway")
+        action("accounts", help="accounts the session can trade")
+        search = action("search", help="find contracts by symbol")
         search.add_argument("query")
-        history = sub.add_parser("history", help="historical bars of a contract")
+        history = action("history", help="historical bars of a contract")
         history.add_argument("conid", type=int)
         history.add_argument("--period", default="1y", help="IBKR period, e.g. 5d, 6m (months), 1y")
         history.add_argument("--bar", default="1d", choices=sorted(HISTORY_BARS))
-        sub.add_parser("orders", help="live orders of this brokerage session")
-        sub.add_parser("positions", help="positions of the account")
-        sub.add_parser("summary", help="cash, net liquidation and buying power")
-        order = sub.add_parser("order", help="place an order through the order service")
+        action("orders", help="live orders of this brokerage session")
+        action("positions", help="positions of the account")
+        action("summary", help="cash, net liquidation and buying power")
+        order = action("order", help="place an order through the order service")
         order.add_argument("--side", required=True, choices=["BUY", "SELL"], type=str.upper)
         order.add_argument("--symbol", required=True)
         order.add_argument("--qty", required=True)
@@ -78,9 +88,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         connection = self._connection(options.get("connection"))
-        broker = IbkrBroker.for_connection(connection)
         action = options["action"]
         try:
+            broker = IbkrBroker.for_connection(connection)
             getattr(self, f"do_{action}")(broker, connection, options)
         except BrokerError as exc:
             raise CommandError(f"{type(exc).__name__}: {exc.message}") from exc
