@@ -87,3 +87,32 @@ class ReplayBarSource(BarSource):
         same = symbol == self.symbol or getattr(symbol, "pk", None) == self.symbol.pk
         if not same and str(symbol).upper() != self.symbol.symbol.upper():
             raise BarSourceError(f"this replay has bars for {self.symbol.symbol} only, not {symbol}")
+
+
+class ReplayIndicators:
+    """The strategy's indicators computed once over the replay's whole history, handed to each step as the slice on
+    that step's bar window.
+
+    Allowed because every indicator in `market.indicators` is causal (its value at bar t uses bars <= t only;
+    tests/replay/test_no_look_ahead.py checks all seven), so the slice at step t holds exactly what computing on all
+    the bars up to t gives. It differs from a live run's values only by warm-up: a live run starts its averages at
+    the first bar of its window, the replay at the first stored bar, so the replay's are the settled ones."""
+
+    def __init__(self, history: pd.DataFrame, configs) -> None:
+        from market.indicators import compute
+
+        self.history = history
+        self.configs = list(configs)
+        self.full = {c.name: compute(history, c.indicator_type, c.parameters) for c in self.configs}
+
+    def window(self, frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """{name: values on `frame`'s index} for a window of the history (computed on `frame` itself if it is not
+        one, e.g. bars from elsewhere)."""
+        index = self.history.index
+        start = int(index.searchsorted(frame.index[0])) if len(frame) else 0
+        stop = start + len(frame)
+        if stop > len(index) or (len(frame) and (index[start] != frame.index[0] or index[stop - 1] != frame.index[-1])):
+            from market.indicators import compute
+
+            return {c.name: compute(frame, c.indicator_type, c.parameters) for c in self.configs}
+        return {name: values.iloc[start:stop] for name, values in self.full.items()}

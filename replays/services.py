@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -29,7 +30,7 @@ from orders.models import Order, Trade
 from portfolio.models import Position
 from replays import report
 from replays.models import STALE_AFTER, LLMCacheMode, Replay, ReplayStatus, ReplayStep
-from replays.playback import ReplayBarSource, ReplayClock, load_history
+from replays.playback import ReplayBarSource, ReplayClock, ReplayIndicators, load_history
 from signals_app.models import LLMCall, PromptType, PromptVersion, TradingSignal
 from trading.models import (
     Analyst,
@@ -37,9 +38,11 @@ from trading.models import (
     BrokerKind,
     ExecutionStatus,
     Strategy,
-    StrategyExecution,
     StrategyIndicator,
 )
+
+if TYPE_CHECKING:
+    from trading.executor import Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -271,32 +274,82 @@ def _relaxed_commits():
 
 def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
     from trading.broker import broker_for
+    from trading.executor import RunContext
 
     shadow = replay.shadow_strategy or _shadow_create(replay)
+    # Loaded once: nothing a replay runs changes its own copy of the strategy.
+    shadow = (
+        Strategy.objects.select_related("symbol", "broker_connection", "owner")
+        .prefetch_related("strategy_indicators__indicator")
+        .get(pk=shadow.pk)
+    )
     bars = list(_step_bars(replay.symbol, replay.bar_size, replay.start, replay.end).chronological().ohlcv())
     clock = ReplayClock(replay.bar_size, replay.symbol.time_zone)
     source = ReplayBarSource(replay.symbol, load_history(replay.symbol, replay.bar_size, end=bars[-1][0]), clock)
     broker = broker_for(replay.broker_connection, clock=clock, bar_source=source, bar_size=replay.bar_size)
+    indicators = ReplayIndicators(source.history, [link.indicator for link in shadow.strategy_indicators.all()])
     done = dict(replay.steps.values_list("index", "llm_cost_usd"))  # a resumed replay keeps the steps it has
+    charts = _chart_prefetcher(replay, shadow, source, indicators, bars, steps=len(bars) - len(done))
     spend = _Spend(cost=sum(done.values(), Decimal(0)), largest_call=max(done.values(), default=Decimal(0)))
-    for index, (timestamp, _open, _high, _low, close, _volume) in enumerate(bars):
-        if index in done:
+    books = _Books(replay)
+    try:
+        for index, (timestamp, _open, _high, _low, close, _volume) in enumerate(bars):
+            if index in done:
+                clock.advance_to(timestamp)
+                continue
+            if replay.analyst != Analyst.RULES and spend.would_exceed(replay.budget_usd):
+                return ReplayStatus.BUDGET_STOPPED
             clock.advance_to(timestamp)
-            continue
-        if replay.analyst != Analyst.RULES and spend.would_exceed(replay.budget_usd):
-            return ReplayStatus.BUDGET_STOPPED
-        clock.advance_to(timestamp)
-        _track_orders(replay, broker, clock)
-        execution = _execute(replay, shadow, clock=clock, source=source, broker=broker)
-        step = _record_step(replay, index, timestamp, close, execution, clock)
-        if execution.status == ExecutionStatus.FAILED:
-            # A replay with holes would judge a different strategy: it stops at the first failed run.
-            raise StepFailed(f"the run at {timestamp:%Y-%m-%d %H:%M} failed: {execution.error}")
-        spend.cost += step.llm_cost_usd
-        spend.largest_call = max(spend.largest_call, step.llm_cost_usd)
-        if progress is not None:
-            progress(replay, step)
+            if charts is not None:
+                charts.prefetch(index)
+            books.track(broker, clock)
+            context = RunContext(
+                clock=clock,
+                bar_source=source,
+                broker=broker,
+                llm_cache=replay.llm_cache,
+                render_charts=replay.render_charts,
+                anonymise=replay.anonymise,
+                kill_switch=False,
+                strategy=shadow,
+                indicator_frames=indicators.window,
+                chart_renderer=charts.render if charts is not None else None,
+            )
+            outcome = _execute(shadow, context)
+            books.placed = books.placed or bool(outcome.order_ids)
+            step = _record_step(replay, index, timestamp, close, outcome, clock, books)
+            if outcome.status == ExecutionStatus.FAILED:
+                # A replay with holes would judge a different strategy: it stops at the first failed run.
+                raise StepFailed(f"the run at {timestamp:%Y-%m-%d %H:%M} failed: {outcome.error}")
+            spend.cost += step.llm_cost_usd
+            spend.largest_call = max(spend.largest_call, step.llm_cost_usd)
+            if progress is not None:
+                progress(replay, step)
+    finally:
+        if charts is not None:
+            charts.close()
     return ReplayStatus.COMPLETED
+
+
+def _chart_prefetcher(replay: Replay, shadow: Strategy, source, indicators, bars, *, steps: int):
+    """Charts drawn ahead on a process pool: a step's chart depends only on the bars up to it, so the next steps'
+    charts are rendered while this one runs. None when the replay draws no charts, or so few that the executor may
+    as well draw them itself."""
+    from replays.charts import MIN_STEPS, ChartPrefetcher
+
+    if not replay.render_charts or replay.anonymise or steps < MIN_STEPS:
+        return None
+    from trading.executor import _warmup
+
+    return ChartPrefetcher(
+        source=source,
+        indicators=indicators,
+        cursors=[row[0] for row in bars],
+        symbol=shadow.symbol.symbol,
+        bar_size=shadow.bar_size,
+        window=shadow.lookback_bars + _warmup(shadow),
+        drawn=shadow.lookback_bars,
+    )
 
 
 def _baseline_run(replay: Replay) -> Replay:
@@ -314,38 +367,45 @@ def _baseline_run(replay: Replay) -> Replay:
     return replay_run(replay=baseline)
 
 
-def _track_orders(replay: Replay, broker, clock) -> None:
+class _Books:
     """What the live order poller (portfolio.services.connection_track) does, for this replay's account only and
-    without notifying anyone: order states and fills by the bars up to the clock, each fill booked into positions."""
-    from orders.services import orders_sync
-    from portfolio.services import fill_apply
+    without notifying anyone: order states and fills by the bars up to the clock, each fill booked into positions.
+    It also keeps the account's cash and shares, read again only after something could have changed them."""
 
-    orders_sync(broker_connection=replay.broker_connection, broker=broker, clock=clock)
-    # every fill not booked yet, including one a dead runner left between recording and booking it
-    for trade in Trade.objects.filter(
-        order__broker_connection=replay.broker_connection, realized_pnl__isnull=True
-    ).order_by("executed_at", "pk"):
-        fill_apply(trade=trade)
+    def __init__(self, replay: Replay) -> None:
+        self.replay = replay
+        self.placed = True  # unknown at the start (a resumed replay, a runner that died between fill and booking)
+        self.changed = True
+        self.account: tuple[Decimal, Decimal] | None = None
+
+    def track(self, broker, clock) -> None:
+        from orders.services import orders_sync
+        from portfolio.services import fill_apply
+
+        recorded = orders_sync(broker_connection=self.replay.broker_connection, broker=broker, clock=clock)
+        if not (recorded or self.placed):
+            return
+        # every fill not booked yet, including one a dead runner left between recording and booking it, or one the
+        # broker filled as the order was placed
+        for trade in Trade.objects.filter(
+            order__broker_connection=self.replay.broker_connection, realized_pnl__isnull=True
+        ).order_by("executed_at", "pk"):
+            fill_apply(trade=trade)
+        self.placed, self.changed = False, True
+
+    def cash_and_shares(self) -> tuple[Decimal, Decimal]:
+        if self.changed or self.account is None:
+            self.account, self.changed = _account(self.replay), False
+        return self.account
 
 
-def _execute(replay: Replay, shadow: Strategy, *, clock, source, broker) -> StrategyExecution:
+def _execute(shadow: Strategy, context) -> Outcome:
     """One run of the live executor at the replay clock's instant, with the replay's clock, bars and broker."""
     from trading import executor
     from trading.services import execution_start
 
     execution = execution_start(strategy=shadow, trigger="replay")
-    context = executor.RunContext(
-        clock=clock,
-        bar_source=source,
-        broker=broker,
-        llm_cache=replay.llm_cache,
-        render_charts=replay.render_charts,
-        anonymise=replay.anonymise,
-        kill_switch=False,
-    )
-    executor.execute(execution.pk, context=context)
-    execution.refresh_from_db()
-    return execution
+    return executor.execute(execution.pk, context=context)
 
 
 def _account(replay: Replay) -> tuple[Decimal, Decimal]:
@@ -361,29 +421,37 @@ def _account(replay: Replay) -> tuple[Decimal, Decimal]:
     return cash.quantize(CENT), held or Decimal(0)
 
 
-def _record_step(replay: Replay, index: int, timestamp, close, execution, clock) -> ReplayStep:
-    signal = TradingSignal.objects.filter(execution=execution).first()
-    usage = LLMCall.objects.filter(execution=execution).aggregate(
-        cost=Sum("cost_usd"),
-        sent=Count("id", filter=Q(from_cache=False)),
-        hits=Count("id", filter=Q(from_cache=True)),
-        input_tokens=Sum("input_tokens"),
-        output_tokens=Sum("output_tokens"),
+def _record_step(replay: Replay, index: int, timestamp, close, outcome, clock, books: _Books) -> ReplayStep:
+    signal = (
+        TradingSignal.objects.filter(pk=outcome.signal_id)
+        .values("action", "confidence", "entry_price", "stop_loss", "take_profit")
+        .first()
+        if outcome.signal_id
+        else None
     )
-    cash, held = _account(replay)
+    usage = {"cost": None, "sent": 0, "hits": 0, "input_tokens": None, "output_tokens": None}
+    if replay.analyst != Analyst.RULES:  # the rules analyst records no LLM calls
+        usage = LLMCall.objects.filter(execution_id=outcome.execution_id).aggregate(
+            cost=Sum("cost_usd"),
+            sent=Count("id", filter=Q(from_cache=False)),
+            hits=Count("id", filter=Q(from_cache=True)),
+            input_tokens=Sum("input_tokens"),
+            output_tokens=Sum("output_tokens"),
+        )
+    cash, held = books.cash_and_shares()
     step = ReplayStep.objects.create(
         replay=replay,
         index=index,
         at=clock.now(),
         bar_timestamp=timestamp,
         close=close,
-        execution=execution,
-        execution_status=execution.status,
-        action=signal.action if signal else "",
-        confidence=signal.confidence if signal else None,
-        entry_price=signal.entry_price if signal else None,
-        stop_loss=signal.stop_loss if signal else None,
-        take_profit=signal.take_profit if signal else None,
+        execution_id=outcome.execution_id,
+        execution_status=outcome.status,
+        action=signal["action"] if signal else "",
+        confidence=signal["confidence"] if signal else None,
+        entry_price=signal["entry_price"] if signal else None,
+        stop_loss=signal["stop_loss"] if signal else None,
+        take_profit=signal["take_profit"] if signal else None,
         cash=cash,
         position_quantity=held,
         equity=(cash + held * close).quantize(CENT),
