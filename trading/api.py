@@ -237,11 +237,9 @@ class StrategyViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def run(self, request: Request, pk=None) -> Response:
         """Run the strategy now (once, in the background); answers with the new execution."""
-        from trading.views import strategy_run_now
-
         strategy = self.get_object()
         try:
-            execution = strategy_run_now(strategy=strategy)
+            execution = services.strategy_run_now(strategy=strategy)
         except services.AlreadyRunning as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)

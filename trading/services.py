@@ -251,6 +251,18 @@ def execution_start(*, strategy: Strategy, trigger: str = "schedule", dry_run: b
     return execution
 
 
+def strategy_run_now(*, strategy: Strategy) -> StrategyExecution:
+    """A manual run: claim the strategy and create its execution, then enqueue the run once that is committed, as
+    the beat trigger does. Raises AlreadyRunning."""
+    from trading.tasks import strategy_run_enqueue  # tasks import this module
+
+    with transaction.atomic():
+        execution = execution_start(strategy=strategy, trigger="manual")
+        execution_id = str(execution.pk)
+        transaction.on_commit(lambda: strategy_run_enqueue(execution_id))
+    return execution
+
+
 def _execution_abandon(execution_id, now: dt.datetime) -> None:
     """A run whose claim lapsed while it was still RUNNING stopped without finishing (its worker died and the task
     was not delivered again): it is closed as FAILED, with an `execution_error` record saying so."""

@@ -10,7 +10,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, OuterRef, Prefetch, Q, Subquery
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -351,24 +350,12 @@ def strategy_delete(request: HttpRequest, strategy_id: int) -> HttpResponse:
     return redirect("strategy_list")
 
 
-def strategy_run_now(*, strategy: Strategy) -> StrategyExecution:
-    """Start a manual run: claim the strategy and create its execution (the strategy service), then enqueue the run
-    task once that is committed, as the beat trigger does. Raises services.AlreadyRunning."""
-    from trading.tasks import strategy_run_enqueue
-
-    with transaction.atomic():
-        execution = services.execution_start(strategy=strategy, trigger="manual")
-        execution_id = str(execution.pk)
-        transaction.on_commit(lambda: strategy_run_enqueue(execution_id))
-    return execution
-
-
 @login_required
 @require_POST
 def strategy_run(request: HttpRequest, strategy_id: int) -> HttpResponse:
     strategy = get_strategy_for_user(request.user, strategy_id)
     try:
-        execution = strategy_run_now(strategy=strategy)
+        execution = services.strategy_run_now(strategy=strategy)
     except services.AlreadyRunning:
         messages.warning(request, f"{strategy.name} is already running.")
         return redirect("strategy_detail", strategy_id=strategy.pk)
