@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -31,6 +32,7 @@ from django.utils import timezone
 from market.clock import MarketClock, WallClock
 from orders.models import (
     ORDER_TRANSITIONS,
+    TERMINAL_STATUSES,
     InvalidTransition,
     Order,
     OrderLeg,
@@ -235,25 +237,31 @@ def order_place(
         clock=clock,
     )
     source = source or (OrderSource.STRATEGY if strategy is not None else OrderSource.MANUAL)
+    sells_position = side == OrderSide.SELL and position is not None
     try:
-        order = _record(
-            owner=owner,
-            broker_connection=broker_connection,
-            symbol=symbol,
-            side=side,
-            quantity=quantity,
-            order_type=order_type,
-            limit_price=limit_price,
-            stop_price=stop_price,
-            tif=tif,
-            strategy=strategy,
-            signal=signal,
-            leg=leg,
-            bracket=bracket,
-            source=source,
-            client_order_id=client_order_id,
-            position=position,
-        )
+        # An exit of a position is checked and recorded under the position's lock, so two exits placed at once
+        # (a strategy's SELL and the stop watch, say) see each other and cannot both sell the same shares.
+        with lock(f"position-exit:{position.pk}", ttl=30, wait=30) if sells_position else contextlib.nullcontext():
+            if sells_position and not refusal:
+                refusal = _position_exit_refusal(position=position, quantity=quantity)
+            order = _record(
+                owner=owner,
+                broker_connection=broker_connection,
+                symbol=symbol,
+                side=side,
+                quantity=quantity,
+                order_type=order_type,
+                limit_price=limit_price,
+                stop_price=stop_price,
+                tif=tif,
+                strategy=strategy,
+                signal=signal,
+                leg=leg,
+                bracket=bracket,
+                source=source,
+                client_order_id=client_order_id,
+                position=position,
+            )
     except IntegrityError:
         # the same intent recorded by a concurrent caller a moment ago
         return _same_intent(Order.objects.get(client_order_id=client_order_id), owner=owner, broker=broker)
@@ -261,6 +269,27 @@ def order_place(
         _reject_group(order, refusal)
         return order
     return _send(order, broker)
+
+
+def _position_exit_refusal(*, position, quantity: Decimal) -> str:
+    """Why selling `quantity` of `position` would sell shares it no longer has, or "". The product is long-only:
+    the shares still held, less what earlier exits of the position that are still working may sell, bound a new
+    exit (a bracket's own stop and target are left out: an exit cancels them first)."""
+    held = type(position).objects.filter(pk=position.pk).values_list("quantity", flat=True).first() or Decimal(0)
+    working = Order.objects.filter(position_id=position.pk, side=OrderSide.SELL, parent__isnull=True).exclude(
+        status__in=TERMINAL_STATUSES
+    )
+    in_flight = sum((order.quantity - order.filled_quantity for order in working), Decimal(0))
+    if quantity <= held - in_flight:
+        return ""
+    held, in_flight, quantity = (amount.normalize() for amount in (held, in_flight, quantity))
+    if in_flight:
+        refs = ", ".join(working.values_list("client_order_id", flat=True))
+        return (
+            f"the position holds {held:f} and exits for {in_flight:f} are still working ({refs}): selling "
+            f"{quantity:f} more would go short"
+        )
+    return f"the position holds {held:f}: selling {quantity:f} would go short"
 
 
 def _same_intent(order: Order, *, owner, broker: Broker | None, clock: MarketClock | None = None) -> Order:

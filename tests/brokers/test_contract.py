@@ -7,7 +7,7 @@ import pytest
 
 from orders.models import Order, OrderLeg, OrderStatus, Trade
 from orders.services import Bracket, order_cancel, order_place, orders_sync
-from tests.factories import StrategyFactory, TradingSignalFactory
+from tests.factories import PositionFactory, StrategyFactory, TradingSignalFactory
 
 
 def place(subject, owner, **overrides):
@@ -185,3 +185,44 @@ def test_modify_changes_the_working_orders_price(any_broker, owner):
     order.refresh_from_db()
     assert placement.broker_order_ids == [order.broker_order_id]
     assert (order.status, order.average_fill_price) == (OrderStatus.FILLED, Decimal("99.75"))
+
+
+# --- long-only: exits of a position never sell more than it holds ---------------------------------------------------
+
+
+def test_a_second_exit_while_the_first_is_working_is_refused_before_it_reaches_the_broker(any_broker, owner, aapl):
+    # Given 10 shares bought and held as a position, and an exit of 4 of them working at the broker
+    bought = place(any_broker, owner)
+    any_broker.market.fill(bought, Decimal("99.50"))
+    orders_sync(broker_connection=any_broker.connection, broker=any_broker.broker)
+    position = PositionFactory(strategy=None, owner=owner, symbol=aapl, quantity=Decimal("10"))
+    first_exit = place(any_broker, owner, side="SELL", quantity=Decimal("4"), leg=OrderLeg.EXIT, position=position)
+    assert first_exit.status == OrderStatus.SUBMITTED
+    sent_before = any_broker.orders_at_broker()
+
+    # When an exit of all 10 is placed (a next run's SELL, or the stop watch) while the first still works
+    second_exit = place(any_broker, owner, side="SELL", quantity=Decimal("10"), leg=OrderLeg.EXIT, position=position)
+
+    # Then it is recorded REJECTED with the reason and never sent: the account would have gone short
+    assert second_exit.status == OrderStatus.REJECTED
+    assert second_exit.status_reason == (
+        f"the position holds 10 and exits for 4 are still working ({first_exit.client_order_id}): "
+        "selling 10 more would go short"
+    )
+    assert any_broker.orders_at_broker() == sent_before
+
+    # And the shares no exit covers yet may still be sold
+    rest = place(any_broker, owner, side="SELL", quantity=Decimal("6"), leg=OrderLeg.EXIT, position=position)
+    assert rest.status == OrderStatus.SUBMITTED
+    assert any_broker.orders_at_broker() == sent_before + 1
+
+
+@pytest.mark.parametrize("held", ["0", "5"], ids=["closed-position", "smaller-position"])
+def test_an_exit_larger_than_the_position_is_refused(any_broker, owner, aapl, held):
+    position = PositionFactory(strategy=None, owner=owner, symbol=aapl, quantity=Decimal(held))
+
+    order = place(any_broker, owner, side="SELL", quantity=Decimal("10"), leg=OrderLeg.EXIT, position=position)
+
+    assert order.status == OrderStatus.REJECTED
+    assert order.status_reason == f"the position holds {held}: selling 10 would go short"
+    assert any_broker.orders_at_broker() == 0
