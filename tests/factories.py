@@ -44,6 +44,8 @@ from trading.models import (
     IndicatorConfig,
     IndicatorType,
     MarketDataSource,
+    Notification,
+    NotificationKind,
     Strategy,
     StrategyExecution,
     StrategyIndicator,
@@ -377,3 +379,21 @@ class LineageRecordFactory(factory.django.DjangoModelFactory):
 
     class Params:
         failed = factory.Trait(status=LineageStatus.ERROR, error="upstream timed out", output_data={})
+
+
+# --- Notifications -----------------------------------------------------------------------------------------------
+
+
+class NotificationFactory(factory.django.DjangoModelFactory):
+    """A run-failed notification mailed to the strategy's owner (trading.notifications stores one per send)."""
+
+    class Meta:
+        model = Notification
+
+    execution = factory.SubFactory(StrategyExecutionFactory, status="FAILED", error="llm_analysis: timed out")
+    strategy = factory.SelfAttribute("execution.strategy")
+    owner = factory.SelfAttribute("strategy.owner")
+    kind = NotificationKind.RUN_FAILED
+    subject = factory.LazyAttribute(lambda n: f"Run failed: {n.strategy.name}")
+    body = factory.LazyAttribute(lambda n: n.execution.error)
+    email_result = "sent"

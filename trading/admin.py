@@ -5,6 +5,7 @@ from django.db import models
 from trading.models import (
     BrokerConnection,
     IndicatorConfig,
+    Notification,
     Strategy,
     StrategyExecution,
     StrategyIndicator,
@@ -116,3 +117,13 @@ class StrategyExecutionAdmin(admin.ModelAdmin):
     list_select_related = ["strategy"]
     date_hierarchy = "started_at"
     readonly_fields = ["execution_id"]
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "kind", "subject", "owner", "strategy", "email_result", "webhook_result"]
+    list_filter = ["kind", "email_result", "webhook_result"]
+    search_fields = ["subject", "body", "owner__username", "webhook_error", "email_error"]
+    list_select_related = ["owner", "strategy"]
+    date_hierarchy = "created_at"
+    raw_id_fields = ["owner", "strategy", "order", "execution"]

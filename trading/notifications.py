@@ -1,5 +1,6 @@
 """Notifications on fills, rejections and failed runs: mail through Django (EMAIL_URL) to the owner, and a JSON POST
-to NOTIFY_WEBHOOK_URL when it is set. A notification that cannot be delivered is logged, never raised: it must not
+to NOTIFY_WEBHOOK_URL when it is set. Each one is stored as a Notification row with what every channel did (the
+/logs/ page lists them). A notification that cannot be delivered is recorded and logged, never raised: it must not
 fail the fill or the run it reports."""
 
 from __future__ import annotations
@@ -9,23 +10,39 @@ import logging
 import requests
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import transaction
 
 from lineage.services import json_safe
+from trading.models import Delivery, Notification, NotificationKind
 
 logger = logging.getLogger(__name__)
 
 WEBHOOK_TIMEOUT_SECONDS = 5
 
 
-def notify(*, user, event: str, subject: str, body: str, data: dict | None = None) -> dict:
-    """Send one notification; returns what was delivered ({"email": bool, "webhook": bool, "errors": [...]})."""
+def notify(
+    *,
+    user,
+    event: str,
+    subject: str,
+    body: str,
+    data: dict | None = None,
+    order=None,
+    execution=None,
+    strategy=None,
+) -> dict:
+    """Send one notification and store it; returns what was delivered ({"email": bool, "webhook": bool,
+    "errors": [...], "notification_id": int | None})."""
     delivered: dict = {"email": False, "webhook": False, "errors": []}
+    email = webhook = Delivery.SKIPPED
+    email_error = webhook_error = ""
     if user is not None and user.email:
         try:
             send_mail(f"[trading] {subject}", body, settings.DEFAULT_FROM_EMAIL, [user.email], fail_silently=False)
-            delivered["email"] = True
+            delivered["email"], email = True, Delivery.SENT
         except Exception as exc:
             logger.warning("notification mail (%s) not sent: %s", event, exc)
+            email, email_error = Delivery.FAILED, str(exc)
             delivered["errors"].append(f"email: {exc}")
     if settings.NOTIFY_WEBHOOK_URL:
         payload = {"event": event, "subject": subject, "text": body, "user": getattr(user, "username", None)}
@@ -33,11 +50,38 @@ def notify(*, user, event: str, subject: str, body: str, data: dict | None = Non
         try:
             response = requests.post(settings.NOTIFY_WEBHOOK_URL, json=payload, timeout=WEBHOOK_TIMEOUT_SECONDS)
             response.raise_for_status()
-            delivered["webhook"] = True
-        except requests.RequestException as exc:
+            delivered["webhook"], webhook = True, Delivery.SENT
+        except Exception as exc:  # any failure to deliver is recorded: a notification never fails its caller
             logger.warning("notification webhook (%s) failed: %s", event, exc)
+            webhook, webhook_error = Delivery.FAILED, str(exc)
             delivered["errors"].append(f"webhook: {exc}")
+    delivered["notification_id"] = _record(
+        user=user,
+        kind=event,
+        subject=subject,
+        body=body,
+        order=order,
+        execution=execution,
+        strategy=strategy,
+        email_result=email,
+        email_error=email_error,
+        webhook_result=webhook,
+        webhook_error=webhook_error,
+    )
     return delivered
+
+
+def _record(*, user, kind: str, subject: str, **fields) -> int | None:
+    """The stored copy of what was sent. Keeping it must not fail the caller either: a row that cannot be written
+    is logged (the mail and the webhook have gone out already), not raised."""
+    if user is None:
+        return None
+    try:
+        with transaction.atomic():  # a savepoint: a failed insert leaves a caller's own transaction usable
+            return Notification.objects.create(owner=user, kind=kind, subject=subject[:255], **fields).pk
+    except Exception:
+        logger.exception("notification (%s) sent but not stored", kind)
+        return None
 
 
 def notify_fill(*, trade) -> dict:
@@ -50,9 +94,11 @@ def notify_fill(*, trade) -> dict:
     )
     return notify(
         user=order.owner,
-        event="fill",
+        event=NotificationKind.FILL,
         subject=subject,
         body=body,
+        order=order,
+        strategy=order.strategy,
         data={
             "order_id": order.pk,
             "client_order_id": order.client_order_id,
@@ -72,9 +118,11 @@ def notify_rejection(*, order) -> dict:
     body = f"Order {order.client_order_id} was rejected: {order.status_reason or 'no reason given'}."
     return notify(
         user=order.owner,
-        event="rejection",
+        event=NotificationKind.REJECTION,
         subject=subject,
         body=body,
+        order=order,
+        strategy=order.strategy,
         data={
             "order_id": order.pk,
             "client_order_id": order.client_order_id,
@@ -90,8 +138,10 @@ def notify_run_failed(*, execution) -> dict:
     body = f"The run {execution.pk} of {strategy.name} failed.\n\n{execution.error}"
     return notify(
         user=strategy.owner,
-        event="run_failed",
+        event=NotificationKind.RUN_FAILED,
         subject=subject,
         body=body,
+        execution=execution,
+        strategy=strategy,
         data={"execution_id": execution.pk, "strategy_id": strategy.pk, "error": execution.error},
     )

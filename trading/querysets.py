@@ -29,3 +29,15 @@ class ExecutionQuerySet(models.QuerySet):
 
     def of_replays(self) -> "ExecutionQuerySet":
         return self.filter(strategy__replay_of__isnull=False)
+
+
+class NotificationQuerySet(models.QuerySet):
+    def for_owner(self, user) -> "NotificationQuerySet":
+        return self.filter(owner=user)
+
+    def live(self) -> "NotificationQuerySet":
+        """Without those about a replay's runs (their strategy is a replay's copy); one about no strategy stays."""
+        return self.filter(strategy__replay_of__isnull=True)
+
+    def recent(self) -> "NotificationQuerySet":
+        return self.order_by("-created_at", "-pk")

@@ -21,7 +21,7 @@ from lineage.models import LineageRecord
 from market.indicators import describe_registry
 from market.models import Symbol
 from market.symbol_search import symbols_matching
-from orders.models import Order, OrderStatus, Trade
+from orders.models import Order, OrderStatus
 from portfolio.models import PortfolioSnapshot, Position
 from portfolio.services import portfolio_valuation
 from signals_app.listing import newest_signal_ids
@@ -30,14 +30,15 @@ from trading import forms, services
 from trading.middleware import profile_for_user, remember_time_zone
 from trading.models import (
     BrokerConnection,
+    Delivery,
     ExecutionStatus,
     IndicatorConfig,
+    Notification,
     Strategy,
     StrategyExecution,
     StrategyIndicator,
 )
 from trading.pages import paginate, redirect_to, render_page
-from trading.templatetags import ui
 
 DRAFT_SESSION_KEY = "strategy_draft"
 
@@ -514,6 +515,53 @@ LOG_KINDS = [
     ("notifications", "Notifications"),
 ]
 LOG_LIMIT = 100
+NOTIFICATION_COLUMNS = [
+    "kind",
+    "subject",
+    "created_at",
+    "order_id",
+    "execution_id",
+    "email_result",
+    "email_error",
+    "webhook_result",
+    "webhook_error",
+    "strategy__id",
+    "strategy__name",
+]
+
+
+def _notification_entry(n: Notification) -> dict:
+    """A stored notification as a log line: what it said, and which channel failed and why."""
+    results = {n.email_result, n.webhook_result}
+    failures = [
+        f"{channel} failed: {error or 'no detail'}"
+        for channel, result, error in (
+            ("email", n.email_result, n.email_error),
+            ("webhook", n.webhook_result, n.webhook_error),
+        )
+        if result == Delivery.FAILED
+    ]
+    if Delivery.FAILED in results:
+        status, label = "error", "failed" if Delivery.SENT not in results else "partly sent"
+    elif Delivery.SENT in results:
+        status, label = "success", "sent"
+    else:
+        status, label = "skipped", "not sent"
+    if n.order_id:
+        url = reverse("order_detail", args=[n.order_id])
+    elif n.execution_id:
+        url = f"{reverse('lineage')}?execution={n.execution_id}"
+    else:
+        url = f"{reverse('logs')}?kind=notifications"
+    return {
+        "at": n.created_at,
+        "kind": "notification",
+        "status": status,
+        "label": label,
+        "strategy": n.strategy,
+        "text": " — ".join([f"{n.get_kind_display()}: {n.subject}", *failures]),
+        "url": url,
+    }
 
 
 @login_required
@@ -596,49 +644,16 @@ def logs(request: HttpRequest) -> HttpResponse:
                 }
             )
     if kind in ("", "notifications"):
-        # Notifications go out on fills, rejections and failed runs (trading.notifications) and are not stored
-        # themselves: the fills are listed here; rejections and failures are listed above, or here when filtered.
-        fills = Trade.objects.filter(order__owner=user).select_related("order__symbol", "order__strategy")
+        notifications = (
+            Notification.objects.for_owner(user).live().select_related("strategy").only(*NOTIFICATION_COLUMNS)
+        )
         if strategy is not None:
-            fills = fills.filter(order__strategy=strategy)
+            notifications = notifications.filter(strategy=strategy)
         if text:
-            fills = fills.filter(order__symbol__symbol__icontains=text)
-        for t in fills.order_by("-executed_at")[:LOG_LIMIT]:
-            entries.append(
-                {
-                    "at": t.executed_at,
-                    "kind": "notification",
-                    "status": "FILLED",
-                    "strategy": t.order.strategy,
-                    "text": f"fill: {t.order.side} {ui.qty(t.quantity)} {t.order.symbol.symbol} @ {ui.price(t.price)}",
-                    "url": reverse("order_detail", args=[t.order_id]),
-                }
+            notifications = notifications.filter(
+                Q(subject__icontains=text) | Q(body__icontains=text) | Q(webhook_error__icontains=text)
             )
-        if kind == "notifications":
-            failed = executions.filter(status=ExecutionStatus.FAILED).order_by("-started_at")[:LOG_LIMIT]
-            rejected = orders.filter(status=OrderStatus.REJECTED).order_by("-created_at")[:LOG_LIMIT]
-            entries += [
-                {
-                    "at": e.finished_at or e.started_at,
-                    "kind": "notification",
-                    "status": e.status,
-                    "strategy": e.strategy,
-                    "text": f"run failed: {e.error}",
-                    "url": f"{reverse('lineage')}?execution={e.pk}",
-                }
-                for e in failed
-            ]
-            entries += [
-                {
-                    "at": o.closed_at or o.created_at,
-                    "kind": "notification",
-                    "status": o.status,
-                    "strategy": o.strategy,
-                    "text": f"order rejected: {o.side} {o.symbol.symbol}: {o.status_reason}",
-                    "url": reverse("order_detail", args=[o.pk]),
-                }
-                for o in rejected
-            ]
+        entries += [_notification_entry(n) for n in notifications.recent()[:LOG_LIMIT]]
     entries.sort(key=lambda entry: entry["at"], reverse=True)
     context = {
         "entries": entries[:LOG_LIMIT],

@@ -20,6 +20,7 @@ from tests.factories import (
     BrokerConnectionFactory,
     IndicatorConfigFactory,
     LineageRecordFactory,
+    NotificationFactory,
     OrderFactory,
     OrderStatusChangeFactory,
     PortfolioSnapshotFactory,
@@ -238,6 +239,15 @@ def make_world(db, settings, tmp_path):
         )
         OrderStatusChangeFactory(order=order, from_status=OrderStatus.PENDING, to_status=OrderStatus.SUBMITTING)
         TradeFactory(order=order)
+        NotificationFactory(
+            owner=user,
+            kind="fill",
+            strategy=strategy,
+            order=order,
+            execution=None,
+            subject=f"Filled: BUY 10 {symbol.symbol} @ 100.00",
+            body=f"BUY 10 {symbol.symbol} filled at 100.00",
+        )
         open_order = OrderFactory(owner=user, symbol=symbol, broker_connection=connection, status=OrderStatus.SUBMITTED)
         position = PositionFactory(strategy=strategy)
         for days in (3, 2, 1):

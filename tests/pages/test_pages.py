@@ -430,15 +430,59 @@ def test_prompt_preview_renders_a_version_with_the_strategys_data(owner_client, 
     assert f"Analyse {world.symbol.symbol} on 1d bars." in body
 
 
-def test_logs_list_fills_as_notifications(owner_client, world):
+def test_logs_list_stored_notifications_under_their_filter(owner_client, world):
+    # given the world's stored fill notification, and a failed-run notification whose webhook answered 503
+    from tests.factories import NotificationFactory
+
+    NotificationFactory(
+        execution=world.running,
+        subject=f"Run failed: {world.strategy.name}",
+        webhook_result="failed",
+        webhook_error="503 Server Error: Service Unavailable",
+    )
+    # when the owner filters the logs to notifications
     body = owner_client.get("/logs/?kind=notifications").content.decode()
-    assert f"fill: BUY 10 {world.symbol.symbol} @ 100.00" in body
+    # then both are listed with their kind, and the failed channel says why
+    assert f"Fill: Filled: BUY 10 {world.symbol.symbol} @ 100.00" in body
+    assert f"Run failed: Run failed: {world.strategy.name} — webhook failed: 503 Server Error" in body
+    assert f'href="/orders/{world.order.pk}/"' in body
+    assert f"?execution={world.running.pk}" in body
+    # and nothing else: runs, failures and rejections stay under their own filters
+    assert "manual run" not in body
+    assert "run</td>" not in body
+
+
+def test_logs_show_notifications_with_everything_else_and_follow_the_text_filter(owner_client, world):
+    from tests.factories import NotificationFactory
+
+    NotificationFactory(execution=world.running, subject="Run failed: chart store unreachable")
+    everything = owner_client.get("/logs/").content.decode()
+    assert "Run failed: chart store unreachable" in everything and "manual run" in everything
+    narrowed = owner_client.get("/logs/?kind=notifications&q=unreachable").content.decode()
+    assert "chart store unreachable" in narrowed and "Filled: BUY 10" not in narrowed
+
+
+def test_logs_notifications_follow_the_strategy_filter(owner, owner_client, world):
+    from tests.factories import NotificationFactory, StrategyExecutionFactory, StrategyFactory
+
+    elsewhere = StrategyFactory(owner=owner, name="Another swing", symbol=world.symbol)
+    NotificationFactory(execution=StrategyExecutionFactory(strategy=elsewhere), subject="Run failed: Another swing")
+    body = owner_client.get(f"/logs/?kind=notifications&strategy={world.strategy.pk}").content.decode()
+    assert "Filled: BUY 10" in body and "Run failed: Another swing" not in body
+
+
+def test_logs_never_show_another_users_notifications(owner_client, world, other_world):
+    from tests.factories import NotificationFactory
+
+    NotificationFactory(execution=other_world.running, subject="Run failed: someone else's secret")
+    body = owner_client.get("/logs/?kind=notifications").content.decode()
+    assert "someone else" not in body and other_world.symbol.symbol not in body
 
 
 @pytest.mark.parametrize("url", ["/", "/strategies/", "/signals/", "/orders/", "/lineage/", "/logs/", "/charts/"])
 def test_replay_runs_do_not_flood_the_live_pages(url, owner, owner_client, world):
     from replays.models import Replay
-    from tests.factories import StrategyFactory, TradingSignalFactory
+    from tests.factories import NotificationFactory, StrategyFactory, TradingSignalFactory
 
     # given a replay's own copy of a strategy, with a run, a signal and an order of its own
     shadow = StrategyFactory(owner=owner, name="Replay copy of swing", symbol=world.symbol)
@@ -455,6 +499,7 @@ def test_replay_runs_do_not_flood_the_live_pages(url, owner, owner_client, world
     run = StrategyExecutionFactory(strategy=shadow, finished=True, trigger="replay", error="Replay copy of swing")
     TradingSignalFactory(strategy=shadow, execution=run, reasoning="Replay copy of swing")
     OrderFactory(owner=owner, strategy=shadow, symbol=world.symbol, status_reason="Replay copy of swing")
+    NotificationFactory(execution=run, subject="Replay copy of swing")
     # when the owner opens a live page, then nothing of the replay shows
     assert "Replay copy of swing" not in owner_client.get(url).content.decode()
 

@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.factories import (
     LineageRecordFactory,
+    NotificationFactory,
     OrderFactory,
     PositionFactory,
     StrategyExecutionFactory,
@@ -24,6 +25,8 @@ PAGES = [
     ("strategy detail", lambda w: f"/strategies/{w.strategy.pk}/", 8),
     ("orders list", lambda w: "/orders/", 7),
     ("strategies list", lambda w: "/strategies/", 5),
+    ("logs", lambda w: "/logs/", 7),
+    ("logs notifications", lambda w: "/logs/?kind=notifications", 3),
 ]
 
 
@@ -37,6 +40,7 @@ def _grow(world, times: int) -> None:
         TradingSignalFactory(strategy=strategy, execution=execution)
         OrderFactory(owner=world.user, symbol=world.symbol, strategy=strategy)
         PositionFactory(strategy=strategy)
+        NotificationFactory(execution=execution, subject=f"Run failed: {strategy.name}")
         LineageRecordFactory(execution=world.execution, step_number=20 + n, step_name=f"extra_{execution.pk}")
 
 
