@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
 
@@ -44,7 +45,8 @@ class ChartPrefetcher:
         self.source = source  # the replay's bar source: its preloaded history is what each step is cut from
         self.indicators = indicators  # replays.playback.ReplayIndicators
         self.cursors = cursors
-        self.symbol, self.bar_size, self.window, self.drawn = symbol, bar_size, window, drawn
+        # plain strings: the workers do not set Django up, so nothing that needs its models may reach them
+        self.symbol, self.bar_size, self.window, self.drawn = str(symbol), str(bar_size), window, drawn
         self.ahead = 2 * workers + 1
         self.futures: dict[tuple, Future] = {}
         self.submitted = -1
@@ -72,24 +74,33 @@ class ChartPrefetcher:
             if frame.empty:
                 continue
             key = (self.bar_size, frame.index[-1], len(frame))
-            self.futures[key] = self.pool.submit(
-                render_chart,
-                frame,
-                symbol=self.symbol,
-                bar_size=self.bar_size,
-                indicators=self.indicators.window(frame),
-                bars=self.drawn,
-            )
+            try:
+                self.futures[key] = self.pool.submit(
+                    render_chart,
+                    frame,
+                    symbol=self.symbol,
+                    bar_size=self.bar_size,
+                    indicators=self.indicators.window(frame),
+                    bars=self.drawn,
+                )
+            except (RuntimeError, OSError) as exc:  # a broken pool (or none to be had): the executor draws them
+                logger.warning("charts are drawn in process from here on: the chart pool failed (%s)", exc)
+                self.close()
+                return
         self.submitted = max(self.submitted, last)
 
     def render(self, df: pd.DataFrame, *, symbol: str = "", bar_size: str, bars: int | None = None, **options) -> bytes:
         """`market.charts.render_chart`, answered from the pool when that chart was drawn ahead."""
         future = None
         if not df.empty and symbol == self.symbol and bars == self.drawn and set(options) <= {"indicators"}:
-            future = self.futures.pop((bar_size, df.index[-1], len(df)), None)
+            future = self.futures.pop((str(bar_size), df.index[-1], len(df)), None)
         # A chart no worker has started yet is drawn here rather than waited for.
         if future is not None and not future.cancel():
-            return future.result()
+            try:
+                return future.result()
+            except BrokenProcessPool as exc:  # a worker died: this chart, and the ones after it, are drawn here
+                logger.warning("charts are drawn in process from here on: the chart pool failed (%s)", exc)
+                self.close()
         return render_chart(df, symbol=symbol, bar_size=bar_size, bars=bars, **options)
 
     def close(self) -> None:
