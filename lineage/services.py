@@ -105,9 +105,10 @@ def lineage_as_dict(record: LineageRecord) -> dict:
 
 
 def step_statistics(*, owner, step_name: str, strategy_id: int | None = None, days: int = 30) -> dict:
-    """Average duration, success rate and the most common errors of one step over the owner's recent runs."""
+    """Average duration, success rate and the most common errors of one step over the owner's recent live runs
+    (a replay's thousands of steps would drown them)."""
     since = timezone.now() - dt.timedelta(days=days)
-    records = LineageRecord.objects.for_owner(owner).filter(step_name=step_name, recorded_at__gte=since)
+    records = LineageRecord.objects.for_owner(owner).live().filter(step_name=step_name, recorded_at__gte=since)
     if strategy_id is not None:
         records = records.filter(execution__strategy_id=strategy_id)
     totals = records.aggregate(

@@ -204,9 +204,11 @@ def _average_fill(trades) -> tuple[Decimal, Decimal]:
 
 
 def prompt_performance_refresh() -> list[PromptPerformance]:
-    """Recompute the PromptPerformance row of every (prompt version, model) that produced signals. Rules signals
-    (no prompt) are the baseline: read them with `TradingSignal.objects.performance()`."""
-    rows = TradingSignal.objects.filter(prompt_version__isnull=False).performance()
+    """Recompute the PromptPerformance row of every (prompt version, model) that produced live signals; replays'
+    signals stay with their replay's report. A row no live signal backs any more (its strategies deleted, or counted
+    when replays were still included) is removed. Rules signals (no prompt) are the baseline: read them with
+    `TradingSignal.objects.live().performance()`."""
+    rows = TradingSignal.objects.live().filter(prompt_version__isnull=False).performance()
     saved = []
     for row in rows:
         values = {key: row[key] for key in PERFORMANCE_FIELDS}
@@ -215,6 +217,7 @@ def prompt_performance_refresh() -> list[PromptPerformance]:
                 prompt_version_id=row["prompt_version"], model=row["model"], defaults=values
             )
         saved.append(performance)
+    PromptPerformance.objects.exclude(pk__in=[performance.pk for performance in saved]).delete()
     return saved
 
 
