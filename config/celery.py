@@ -18,6 +18,11 @@ app.conf.beat_schedule = {
     "stops-watch": {"task": "trading.stops_watch", "schedule": 60.0, "options": {"expires": 60}},
     "portfolio-snapshots": {"task": "trading.portfolio_snapshots", "schedule": 900.0, "options": {"expires": 900}},
     "ibkr-keepalive": {"task": "trading.ibkr_keepalive", "schedule": 60.0, "options": {"expires": 55}},
+    "prompt-performance": {
+        "task": "signals_app.prompt_performance_refresh",
+        "schedule": 600.0,
+        "options": {"expires": 540},
+    },
 }
 
 
