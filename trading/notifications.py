@@ -13,7 +13,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 
 from lineage.services import json_safe
-from trading.models import Delivery, Notification, NotificationKind
+from trading.models import Delivery, Notification, NotificationKind, Strategy
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,12 @@ def notify(
     strategy=None,
 ) -> dict:
     """Send one notification and store it; returns what was delivered ({"email": bool, "webhook": bool,
-    "errors": [...], "notification_id": int | None})."""
+    "errors": [...], "notification_id": int | None}). A replay's runs and orders notify nobody: a replay is research
+    on history, and its copy of the strategy never trades."""
     delivered: dict = {"email": False, "webhook": False, "errors": []}
+    if strategy is not None and not Strategy.objects.live().filter(pk=strategy.pk).exists():
+        delivered["notification_id"] = None
+        return delivered
     email = webhook = Delivery.SKIPPED
     email_error = webhook_error = ""
     if user is not None and user.email:

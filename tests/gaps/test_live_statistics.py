@@ -1,5 +1,5 @@
 """Live statistics count live rows only: a replay's steps and signals never flood step statistics or prompt
-performance."""
+performance, and a replay's runs send no notifications."""
 
 from __future__ import annotations
 
@@ -74,3 +74,20 @@ def test_prompt_performance_drops_a_row_only_replays_produced(replay_strategy):
     prompt_performance_refresh()
 
     assert not PromptPerformance.objects.filter(prompt_version=version).exists()
+
+
+def test_a_replays_failed_run_notifies_nobody_and_stores_nothing(settings, replay_strategy):
+    from django.core import mail
+
+    from trading.models import Notification
+    from trading.notifications import notify_run_failed
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.NOTIFY_WEBHOOK_URL = ""
+    run = StrategyExecutionFactory(strategy=replay_strategy, status="FAILED", error="boom", trigger="replay")
+
+    delivered = notify_run_failed(execution=run)
+
+    assert (delivered["email"], delivered["notification_id"]) == (False, None)
+    assert mail.outbox == []
+    assert not Notification.objects.exists()
