@@ -17,6 +17,10 @@ from trading.broker import OrderRequest, Rejected, broker_for
 from trading.broker.simulated import SimulatedBroker
 
 
+def utc(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=dt.UTC)
+
+
 def request(aapl, **fields):
     values = {
         "client_order_id": f"t-{fields.get('side', 'BUY')}-{fields.get('order_type', 'LMT')}-{id(fields)}",
@@ -184,6 +188,42 @@ def test_day_order_on_daily_bars_gets_the_next_session_only(owner, aapl, sim_con
     clock.at = dt.datetime(2026, 11, 20, 21, 0, tzinfo=dt.UTC)
 
     assert fill_of(sim, placed)[0] == "EXPIRED"
+
+
+@pytest.mark.parametrize(
+    ("tz", "clock_at", "filled_at"),
+    [
+        ("America/New_York", utc(2026, 11, 19, 21), utc(2026, 11, 19, 14, 30)),
+        ("UTC", utc(2026, 11, 19, 21), utc(2026, 11, 19, 9, 30)),
+        ("America/New_York", utc(2026, 11, 19, 1), utc(2026, 11, 19, 1)),
+    ],
+    ids=["new-york-session-open", "utc-symbol", "never-after-the-clock"],
+)
+def test_a_fill_on_a_daily_bar_is_dated_in_that_session_not_the_evening_before(
+    owner, aapl, sim_connection, tz, clock_at, filled_at
+):
+    from tests.brokers.conftest import MovableClock
+
+    # Given a DAY buy placed at the close of the 18th, and the 19th's daily bar (keyed 00:00 UTC) trading through it
+    aapl.time_zone = tz
+    aapl.save(update_fields=["time_zone"])
+    clock = MovableClock(dt.datetime(2026, 11, 18, 21, 0, tzinfo=dt.UTC))
+    add_bar(aapl, dt.datetime(2026, 11, 18, tzinfo=dt.UTC), open="100", high="101", low="99", close="100",
+            bar_size=BarSize.D1)  # fmt: skip
+    sim = SimulatedBroker(sim_connection, clock=clock, bar_source=StoredBarSource(), bar_size=BarSize.D1)
+    placed = sim.place(request(aapl, tif="DAY", limit_price=Decimal("99.50")))
+    add_bar(aapl, dt.datetime(2026, 11, 19, tzinfo=dt.UTC), open="100", high="101", low="99", close="100",
+            bar_size=BarSize.D1)  # fmt: skip
+
+    # When the clock is past that bar
+    clock.at = clock_at
+    status = fill_of(sim, placed)
+
+    # Then it fills at the limit, dated at the 19th's session open in the symbol's zone (or the clock, if earlier):
+    # in New York the 00:00 UTC key would read as the evening of the 18th
+    assert status == ("FILLED", Decimal("99.50"))
+    (execution,) = sim.executions()
+    assert execution.executed_at == filled_at
 
 
 def test_a_bar_touching_both_exits_of_a_bracket_fills_the_stop(sim, sim_connection, owner, aapl, clock):

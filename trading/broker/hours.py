@@ -21,6 +21,10 @@ def is_market_open(instant: dt.datetime, tz: str = DEFAULT_EXCHANGE_TZ) -> bool:
     return is_session_day(local.date()) and OPEN <= local.time() < CLOSE
 
 
+def session_open(day: dt.date, tz: str = DEFAULT_EXCHANGE_TZ) -> dt.datetime:
+    return dt.datetime.combine(day, OPEN, tzinfo=ZoneInfo(tz)).astimezone(dt.UTC)
+
+
 def session_close(day: dt.date, tz: str = DEFAULT_EXCHANGE_TZ) -> dt.datetime:
     return dt.datetime.combine(day, CLOSE, tzinfo=ZoneInfo(tz)).astimezone(dt.UTC)
 

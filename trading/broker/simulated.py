@@ -41,7 +41,7 @@ from trading.broker import (
     SessionState,
     Transient,
 )
-from trading.broker.hours import day_order_session, session_close
+from trading.broker.hours import day_order_session, session_close, session_open
 
 CENT = Decimal("0.01")
 WORKING = SimOrderStatus.WORKING
@@ -156,7 +156,10 @@ class SimulatedBroker(Broker):
         for timestamp, bar in bars:
             price = self._fill_price(order, bar)
             if price is not None:
-                self._fill(account, order, price, timestamp)
+                # A daily bar is keyed at 00:00 UTC of its session date, which is the evening before in New York:
+                # its fills happen in the session, dated at its open (never later than the clock).
+                at = min(session_open(timestamp.date(), order.symbol.time_zone), now) if daily else timestamp
+                self._fill(account, order, price, at)
                 return
         if order.tif == "DAY":
             if daily and bars:
