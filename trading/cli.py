@@ -42,6 +42,11 @@ def parse_indicator_spec(text: str) -> tuple[str, dict[str, str]]:
     if not name.strip():
         raise CommandError(f"--indicator {text!r}: start with the indicator name, e.g. RSI:period=14")
     pairs = [part for part in rest.split(",") if part.strip()] if rest else []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            example = f"{name.strip().upper()}:period=14"
+            raise CommandError(f"--indicator {text!r}: write each parameter as name=value, e.g. --indicator {example}")
     try:
         return name.strip().upper(), parse_params(pairs)
     except CommandError as exc:

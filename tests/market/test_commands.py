@@ -175,7 +175,7 @@ def test_render_chart_weekly_from_daily(spy, tmp_path):
     [
         (["--indicator", "BB:std=wide"], "BB std must be a number between 0.1 and 10.0, got 'wide'"),
         (["--indicator", ":period=3"], "start with the indicator name"),
-        (["--indicator", "RSI:period"], "write it as name=value"),
+        (["--indicator", "RSI:period"], r"write each parameter as name=value, e\.g\. --indicator RSI:period=14$"),
         (["--bars", "1"], "--bars must be at least 2"),
     ],
     ids=["bad-param", "no-name", "param-without-value", "too-few-bars"],
