@@ -354,3 +354,15 @@ def celery_worker_process(request, transactional_db, tmp_path, settings) -> Iter
         app.conf.broker_read_url = saved["broker_read_url"]
         app.conf.broker_write_url = saved["broker_write_url"]
         app.conf.task_always_eager = saved["task_always_eager"]
+
+
+@pytest.fixture
+def celery_eager():
+    """Tasks run inline in the test process. Django's CELERY_* settings are read once, when the Celery app first
+    loads its configuration, so overriding the setting in a test has no effect: change the app's own conf."""
+    from config.celery import app
+
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = saved

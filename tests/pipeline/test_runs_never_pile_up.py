@@ -10,7 +10,6 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from config.celery import app
 from tests.factories import StrategyFactory, SymbolFactory
 from tests.pipeline.conftest import strategy_with_indicators
 from trading import tasks
@@ -94,17 +93,9 @@ def test_a_redelivered_run_whose_strategy_another_run_holds_is_skipped():
     assert "another run" in crashed.error
 
 
-@pytest.fixture
-def eager_celery():
-    saved = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = saved
-
-
 @pytest.mark.django_db
 def test_the_beat_task_creates_the_execution_and_enqueues_its_run_after_commit(
-    eager_celery, django_capture_on_commit_callbacks, owner
+    celery_eager, django_capture_on_commit_callbacks, owner
 ):
     strategy = strategy_with_indicators(owner)
 

@@ -19,10 +19,9 @@ def _finished(strategy, start=dt.date(2010, 1, 4), end=dt.date(2010, 1, 29)) -> 
 
 
 def test_starting_a_replay_from_the_page_runs_it_as_a_task_and_shows_its_report(
-    client, rules_strategy, settings, django_capture_on_commit_callbacks
+    client, rules_strategy, settings, django_capture_on_commit_callbacks, celery_eager
 ):
     # given the owner on the replays page
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     client.force_login(rules_strategy.owner)
     page = client.get(reverse("replay_list"))
     assert page.status_code == 200 and b"SPY trend" in page.content
@@ -148,11 +147,10 @@ def test_prune_command_deletes_old_replay_lineage_and_then_old_replays(rules_str
 
 
 def test_a_stale_replay_offers_resume_and_resuming_finishes_it(
-    client, rules_strategy, settings, django_capture_on_commit_callbacks
+    client, rules_strategy, settings, django_capture_on_commit_callbacks, celery_eager
 ):
     from django.utils import timezone
 
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     replay = replay_create(
         owner=rules_strategy.owner, strategy=rules_strategy, start=dt.date(2010, 1, 4), end=dt.date(2010, 1, 8)
     )

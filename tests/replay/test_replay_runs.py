@@ -211,11 +211,10 @@ def test_another_users_strategy_cannot_be_replayed(rules_strategy, other_user):
         replay_create(owner=other_user, strategy=rules_strategy, start=dt.date(2010, 1, 4), end=dt.date(2010, 2, 1))
 
 
-def test_live_order_tracking_leaves_a_replays_working_order_alone(rules_strategy, settings):
+def test_live_order_tracking_leaves_a_replays_working_order_alone(rules_strategy, settings, celery_eager):
     # given a replay that ended the day it placed a BUY, so its order is still working at its broker
     from trading.tasks import orders_track
 
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     replay = _replay(rules_strategy, dt.date(2010, 1, 4), dt.date(2010, 1, 4), render_charts=False)
     order = Order.objects.get(strategy=replay.shadow_strategy)
     assert order.is_open
