@@ -73,8 +73,9 @@ def test_seeding_again_leaves_the_users_own_changes_alone():
     user.save()
     Strategy.objects.filter(name="SPY demo").update(schedule_cron="*/15 9-16 * * 1-5", is_active=False)
 
-    seed()
+    output = seed()
 
     strategy = Strategy.objects.get(name="SPY demo")
     assert (strategy.schedule_cron, strategy.is_active) == ("*/15 9-16 * * 1-5", False)
     assert authenticate(username="demo", password="my-own-password-123") is not None
+    assert "Strategy 'SPY demo': paused (resume it on its page or in the admin), schedule */15 9-16 * * 1-5" in output

@@ -121,7 +121,8 @@ def start_demo_strategy(*, command: BaseCommand, strategy: Strategy) -> None:
     stdout = command.stdout
     if strategy.periodic_task_id is None:
         strategy_save(strategy=strategy)
-    stdout.write(f"Strategy {strategy.name!r}: scheduled {strategy.schedule_cron} ({strategy.schedule_timezone}).")
+    state = "scheduled" if strategy.is_active else "paused (resume it on its page or in the admin), schedule"
+    stdout.write(f"Strategy {strategy.name!r}: {state} {strategy.schedule_cron} ({strategy.schedule_timezone}).")
     if strategy.executions.exists():
         stdout.write(f"Strategy {strategy.name!r} has run before; no new run now.")
         return
