@@ -105,6 +105,7 @@ class ChartPrefetcher:
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            # what is left is at most a chart or two already being drawn: waiting for them lets the workers exit
+            self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None
         self.futures.clear()
