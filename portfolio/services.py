@@ -17,7 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from market.models import Bar
-from orders.models import Order, OrderLeg, OrderSide, OrderType, TimeInForce, Trade
+from orders.models import TERMINAL_STATUSES, Order, OrderLeg, OrderSide, OrderType, TimeInForce, Trade
 from portfolio.models import PortfolioSnapshot, Position, Reconciliation
 from signals_app.models import TradingSignal
 from trading.models import BrokerConnection
@@ -128,6 +128,18 @@ def _signals_settle(position: Position) -> None:
 
 
 # --- exits -----------------------------------------------------------------------------------------------------
+
+
+def position_exit_working(*, position: Position) -> Order | None:
+    """The position's earliest exit that is still working (sent or about to be), if any. A bracket's own stop and
+    target are left out: an exit cancels them first."""
+    return (
+        Order.objects.filter(position=position, side=OrderSide.SELL)
+        .parents()
+        .exclude(status__in=TERMINAL_STATUSES)
+        .order_by("created_at", "pk")
+        .first()
+    )
 
 
 def position_exit_place(

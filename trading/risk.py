@@ -1,6 +1,7 @@
 """Position sizing and the risk gate. The analyst proposes; this decides, and the analyst cannot override it.
 
-Entries (BUY) pass every check or place nothing; exits (SELL) are always allowed. Every decision carries its
+Entries (BUY) pass every check or place nothing; exits (SELL) are always allowed, once: not while an earlier exit
+of the position is still working. Every decision carries its
 checks and arithmetic so the lineage shows why an order was or was not placed.
 """
 
@@ -17,6 +18,7 @@ from django.db.models import Q, Sum
 from market.clock import MarketClock
 from orders.models import TERMINAL_STATUSES, Order, OrderSide, Trade
 from portfolio.models import Position
+from portfolio.services import position_exit_working
 from signals_app.models import SignalAction
 from trading.models import Strategy
 
@@ -150,6 +152,17 @@ def risk_check(
     if action == SignalAction.SELL:
         if position is None:
             return RiskDecision(action=action, allowed=False, refusals=["SELL with no open position: nothing to sell"])
+        # An earlier exit still working would make this one sell shares already on their way out; the order
+        # service would refuse it, but as a REJECTED order (and a notification) on every run until that exit settles.
+        working = position_exit_working(position=position)
+        if working is not None:
+            return RiskDecision(
+                action=action,
+                allowed=False,
+                exit_position_id=position.pk,
+                checks=[Check("exit", False, f"exit already working: order {working.client_order_id}")],
+                refusals=[f"exit already working: order {working.client_order_id}"],
+            )
         return RiskDecision(
             action=action,
             allowed=True,

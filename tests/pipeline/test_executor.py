@@ -15,10 +15,10 @@ from market.models import PlaybackCursor
 from orders.models import Order, OrderLeg, OrderSide, OrderStatus, TimeInForce
 from portfolio.models import Position
 from signals_app.models import SignalAction, TradingSignal
-from tests.factories import PositionFactory
+from tests.factories import OrderFactory, PositionFactory
 from tests.pipeline.conftest import bars_create, downtrend, strategy_with_indicators
 from trading.executor import STEPS, execute
-from trading.models import ExecutionStatus, MarketDataSource, StrategyExecution
+from trading.models import ExecutionStatus, MarketDataSource, Notification, StrategyExecution
 from trading.services import execution_start
 
 pytestmark = pytest.mark.django_db
@@ -213,3 +213,36 @@ def test_bars_are_read_by_the_market_clock_not_beyond_it(owner):
     fetched = LineageRecord.objects.get(execution=execution, step_name="fetch_market_data").output_data
     assert dt.datetime.fromisoformat(fetched["series"]["1d"]["end"]) < next_week
     assert Decimal(fetched["series"]["1d"]["last_close"]) == Decimal("100")
+
+
+def test_a_sell_while_an_exit_is_working_records_the_refusal_and_places_and_notifies_nothing(
+    owner, django_capture_on_commit_callbacks
+):
+    # given a position whose exit from an earlier run is still working
+    strategy = strategy_with_indicators(owner, closes=downtrend())
+    position = PositionFactory(owner=owner, strategy=strategy, symbol=strategy.symbol, quantity=Decimal(40))
+    working = OrderFactory(
+        owner=owner,
+        strategy=strategy,
+        broker_connection=strategy.broker_connection,
+        symbol=strategy.symbol,
+        position=position,
+        side=OrderSide.SELL,
+        leg=OrderLeg.EXIT,
+        quantity=Decimal(40),
+        status=OrderStatus.SUBMITTED,
+    )
+    orders_before = Order.objects.count()
+
+    # when the next run reads SELL again
+    with django_capture_on_commit_callbacks(execute=True):
+        execution, outcome = run_once(strategy)
+
+    # then the risk gate refuses it in the lineage, and no order or notification is made
+    assert TradingSignal.objects.get(execution=execution).action == SignalAction.SELL
+    risk = LineageRecord.objects.get(execution=execution, step_name="risk_check")
+    assert risk.output_data["refusals"] == [f"exit already working: order {working.client_order_id}"]
+    assert outcome.order_ids == []
+    assert Order.objects.count() == orders_before
+    assert not Notification.objects.exists()
+    assert not mail.outbox

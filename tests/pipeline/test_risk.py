@@ -223,3 +223,43 @@ def test_hold_does_nothing(strategy):
     )
 
     assert (decision.allowed, decision.quantity) == (False, 0)
+
+
+def test_a_sell_while_an_earlier_exit_of_the_position_is_working_is_refused_naming_that_exit(strategy):
+    # given an open position whose earlier exit is still working at the broker
+    position = PositionFactory(owner=strategy.owner, strategy=strategy, symbol=strategy.symbol, quantity=D(30))
+    OrderFactory(
+        owner=strategy.owner,
+        strategy=strategy,
+        symbol=strategy.symbol,
+        position=position,
+        side=OrderSide.SELL,
+        leg="exit",
+        quantity=D(30),
+        status="SUBMITTED",
+        client_order_id="s1-g1-exit",
+    )
+
+    # when the analyst says SELL again
+    decision = risk_check(
+        strategy=strategy, signal=TradingSignalFactory(strategy=strategy, sell=True), clock=CLOCK, account=None
+    )
+
+    # then nothing may be placed, and the refusal says which exit is working
+    assert (decision.allowed, decision.quantity) == (False, 0)
+    assert decision.refusals == ["exit already working: order s1-g1-exit"]
+
+
+@pytest.mark.parametrize("status", ["FILLED", "CANCELLED", "REJECTED", "EXPIRED"])
+def test_a_settled_earlier_exit_does_not_block_a_new_exit(strategy, status):
+    position = PositionFactory(owner=strategy.owner, strategy=strategy, symbol=strategy.symbol, quantity=D(30))
+    OrderFactory(
+        owner=strategy.owner, strategy=strategy, symbol=strategy.symbol, position=position, side=OrderSide.SELL,
+        leg="exit", quantity=D(30), status=status,
+    )  # fmt: skip
+
+    decision = risk_check(
+        strategy=strategy, signal=TradingSignalFactory(strategy=strategy, sell=True), clock=CLOCK, account=None
+    )
+
+    assert (decision.allowed, decision.quantity) == (True, 30)
