@@ -240,7 +240,7 @@ class StrategyViewSet(viewsets.ModelViewSet):
         strategy = self.get_object()
         try:
             execution = services.strategy_run_now(strategy=strategy)
-        except services.AlreadyRunning as error:
+        except (services.StrategyPaused, services.AlreadyRunning) as error:
             return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
 

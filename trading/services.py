@@ -251,11 +251,23 @@ def execution_start(*, strategy: Strategy, trigger: str = "schedule", dry_run: b
     return execution
 
 
+class StrategyPaused(Exception):
+    """A person asked to run a paused strategy now: it would only be skipped as inactive."""
+
+
+def strategy_runnable_check(*, strategy: Strategy) -> None:
+    """Raises StrategyPaused for a paused strategy, before anything is created. A person's run-now asks this; the
+    beat's run of an inactive strategy is instead recorded as a SKIPPED execution."""
+    if not strategy.is_active:
+        raise StrategyPaused(f"{strategy.name} is paused: resume it first")
+
+
 def strategy_run_now(*, strategy: Strategy) -> StrategyExecution:
     """A manual run: claim the strategy and create its execution, then enqueue the run once that is committed, as
-    the beat trigger does. Raises AlreadyRunning."""
+    the beat trigger does. Raises StrategyPaused (nothing created) or AlreadyRunning."""
     from trading.tasks import strategy_run_enqueue  # tasks import this module
 
+    strategy_runnable_check(strategy=strategy)
     with transaction.atomic():
         execution = execution_start(strategy=strategy, trigger="manual")
         execution_id = str(execution.pk)

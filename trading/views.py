@@ -357,6 +357,9 @@ def strategy_run(request: HttpRequest, strategy_id: int) -> HttpResponse:
     strategy = get_strategy_for_user(request.user, strategy_id)
     try:
         execution = services.strategy_run_now(strategy=strategy)
+    except services.StrategyPaused as error:
+        messages.error(request, str(error))
+        return redirect("strategy_detail", strategy_id=strategy.pk)
     except services.AlreadyRunning:
         messages.warning(request, f"{strategy.name} is already running.")
         return redirect("strategy_detail", strategy_id=strategy.pk)

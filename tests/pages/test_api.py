@@ -174,3 +174,25 @@ def test_symbol_search_api(world, api_of):
     SymbolFactory(symbol="KO", name="Coca-Cola")
     rows = api_of(world.user).get("/api/symbols/search/?q=coca").json()
     assert [row["symbol"] for row in rows] == ["KO"]
+
+
+def test_strategy_api_run_of_a_paused_strategy_is_409_with_the_reason_and_starts_nothing(
+    world, api_of, django_capture_on_commit_callbacks
+):
+    # given a paused strategy with nothing running
+    world.running.status = "FAILED"
+    world.running.error = "test"
+    world.running.finished_at = world.running.started_at
+    world.running.save()
+    api_of(world.user).post(f"/api/strategies/{world.strategy.pk}/pause/")
+    executions = world.strategy.executions.count()
+
+    # when the owner asks to run it now
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = api_of(world.user).post(f"/api/strategies/{world.strategy.pk}/run/")
+
+    # then it is refused with the reason, and nothing is created or enqueued
+    assert response.status_code == 409
+    assert response.json() == {"detail": f"{world.strategy.name} is paused: resume it first"}
+    assert world.strategy.executions.count() == executions
+    assert callbacks == []

@@ -611,3 +611,27 @@ def test_dashboard_strategies_refresh_while_a_run_is_going_and_stop_after(owner_
     # when the run finishes, then the next refresh carries no trigger: polling stops
     StrategyExecution.objects.filter(pk=world.running.pk).update(status="COMPLETED", finished_at=timezone.now())
     assert 'hx-trigger="every 3s"' not in owner_client.get("/", **HTMX).content.decode()
+
+
+def test_run_now_on_a_paused_strategy_says_resume_it_first_and_starts_nothing(
+    owner_client, world, django_capture_on_commit_callbacks
+):
+    # given a paused strategy with nothing running
+    StrategyExecution.objects.filter(strategy=world.strategy, status="RUNNING").update(
+        status="FAILED", finished_at=timezone.now(), error="test"
+    )
+    world.strategy.is_active = False
+    world.strategy.save()
+    executions = StrategyExecution.objects.filter(strategy=world.strategy).count()
+
+    # when the owner presses Run now
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = owner_client.post(f"/strategies/{world.strategy.pk}/run/", follow=True)
+
+    # then the strategy page says it is paused, and no run is created or enqueued
+    assert response.redirect_chain[-1][0] == f"/strategies/{world.strategy.pk}/"
+    page = response.content.decode()
+    assert f"{world.strategy.name} is paused: resume it first" in page
+    assert "Started a run" not in page
+    assert StrategyExecution.objects.filter(strategy=world.strategy).count() == executions
+    assert callbacks == []

@@ -58,3 +58,13 @@ def test_a_failed_run_prints_its_lineage_and_exits_non_zero(owner):
 
     with pytest.raises(CommandError, match="the run failed: fetch_market_data"):
         run(str(strategy.pk))
+
+
+def test_a_paused_strategy_is_refused_with_a_clear_error_and_nothing_is_created(owner):
+    # given a paused strategy
+    strategy = strategy_with_indicators(owner, name="Trend follower", is_active=False)
+
+    # when it is run from the command line, then the command fails (stderr, non-zero exit) saying so
+    with pytest.raises(CommandError, match="^Trend follower is paused: resume it first$"):
+        run(str(strategy.pk))
+    assert not StrategyExecution.objects.filter(strategy=strategy).exists()

@@ -10,7 +10,7 @@ from signals_app.models import TradingSignal
 from trading.cli import resolve_strategy
 from trading.executor import execute
 from trading.models import ExecutionStatus
-from trading.services import AlreadyRunning, execution_start
+from trading.services import AlreadyRunning, StrategyPaused, execution_start, strategy_runnable_check
 
 
 class Command(BaseCommand):
@@ -22,6 +22,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, strategy: str, dry_run: bool, **options) -> None:
         target = resolve_strategy(strategy)
+        try:
+            strategy_runnable_check(strategy=target)
+        except StrategyPaused as exc:
+            raise CommandError(str(exc)) from exc
         outcome = run_and_print(self, target, dry_run=dry_run)
         if outcome.status == ExecutionStatus.FAILED:
             raise CommandError(f"the run failed: {outcome.error}")
