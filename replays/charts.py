@@ -83,7 +83,9 @@ class ChartPrefetcher:
                     indicators=self.indicators.window(frame),
                     bars=self.drawn,
                 )
-            except (RuntimeError, OSError) as exc:  # a broken pool (or none to be had): the executor draws them
+            # a broken pool, or none to be had (processes start on the first submit; a daemonic process may have
+            # no children): the executor draws the charts itself
+            except (RuntimeError, OSError, AssertionError) as exc:
                 logger.warning("charts are drawn in process from here on: the chart pool failed (%s)", exc)
                 self.close()
                 return

@@ -134,3 +134,44 @@ def test_a_replay_step_reads_the_strategy_and_indicator_configs_once_per_replay_
     assert len(strategy_reads) <= 4
     assert len(config_reads) <= 4
     assert len(statements) / replay.steps_done < 66
+
+
+def test_a_chart_worker_that_dies_costs_the_step_nothing_but_time(spy, spy_frame):
+    # given charts being drawn ahead, and the pool's worker killed before it answers
+    clock = ReplayClock(BarSize.D1)
+    source = ReplayBarSource(spy, spy_frame, clock)
+    provider = ReplayIndicators(spy_frame, _configs()[:2])
+    cursors = [t.to_pydatetime() for t in spy_frame.index[500:503]]
+    prefetcher = ChartPrefetcher(
+        source=source,
+        indicators=provider,
+        cursors=cursors,
+        symbol="SPY",
+        bar_size=BarSize.D1,
+        window=WINDOW,
+        drawn=60,
+        workers=1,
+    )
+    try:
+        clock.advance_to(cursors[0])
+        prefetcher.prefetch(0)
+        for process in list(prefetcher.pool._processes.values()):
+            process.kill()
+
+        # when the executor asks for the step's chart, then for the next step's
+        frame = source.bars(spy, BarSize.D1, limit=WINDOW)
+        png = prefetcher.render(frame, symbol="SPY", bar_size=BarSize.D1, indicators=provider.window(frame), bars=60)
+        clock.advance_to(cursors[1])
+        prefetcher.prefetch(1)
+        later = source.bars(spy, BarSize.D1, limit=WINDOW)
+        next_png = prefetcher.render(
+            later, symbol="SPY", bar_size=BarSize.D1, indicators=provider.window(later), bars=60
+        )
+
+        # then both are drawn in process, the same as ever
+        assert png == render_chart(frame, symbol="SPY", bar_size=BarSize.D1, indicators=provider.window(frame), bars=60)
+        assert next_png == render_chart(
+            later, symbol="SPY", bar_size=BarSize.D1, indicators=provider.window(later), bars=60
+        )
+    finally:
+        prefetcher.close()
