@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET
 from lineage.models import LineageRecord
 from market.views import chart_entries
 from trading.models import ExecutionStatus, Strategy, StrategyExecution
-from trading.pages import render_page
+from trading.pages import render_page, submitted_by_htmx
 
 RECENT_EXECUTIONS = 20
 PREVIEW_CHARS = 600
@@ -115,7 +115,8 @@ def lineage(request: HttpRequest) -> HttpResponse:
     wanted = request.GET.get("strategy", "")
     if execution is not None and wanted.isdigit() and int(wanted) != execution.strategy_id:
         execution = None  # the strategy was changed without JavaScript: show that strategy's latest run
-    strategy = execution.strategy if execution else None
+    # `all`: the panel polled from the page of all strategies' runs keeps that page's labels
+    strategy = execution.strategy if execution and not request.GET.get("all") else None
     if strategy is None and wanted:
         strategy = get_object_or_404(
             Strategy.objects.for_owner(user).select_related("symbol"), pk=wanted if wanted.isdigit() else 0
@@ -130,7 +131,7 @@ def lineage(request: HttpRequest) -> HttpResponse:
     executions = list(
         executions.filter(strategy=strategy)[:RECENT_EXECUTIONS] if strategy else executions.live()[:RECENT_EXECUTIONS]
     )
-    if execution is None and strategy is not None and executions:
+    if execution is None and executions:  # the selector shows the latest run first: so does the page
         execution = get_execution_for_user(user, executions[0].pk)
     context = {
         "strategies": Strategy.objects.for_owner(user).live().only("id", "name").order_by("name"),
@@ -141,6 +142,7 @@ def lineage(request: HttpRequest) -> HttpResponse:
         "polling": execution is not None and execution.status == ExecutionStatus.RUNNING,
     }
     partial = "execution-panel" if request.GET.get("panel") else None
+    context["panel"] = partial is not None and submitted_by_htmx(request)
     return render_page(request, "lineage/lineage.html", context, partial=partial)
 
 

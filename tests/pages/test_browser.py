@@ -132,6 +132,7 @@ def test_create_run_and_inspect_a_strategy_in_a_browser(trader, s3_storage, cele
     assert execution.status == "COMPLETED", execution.error
     assert page.locator("#steps .step").count() == 9
     assert page.locator("#execution-panel[hx-trigger]").count() == 0  # polling stopped
+    assert page.locator("#execution-select option:checked").inner_text().endswith(" · COMPLETED")  # polled label
     _shot(page, "06-lineage")
 
     # a step's detail: the chart the run stored, served back through the owner check

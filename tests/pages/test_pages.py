@@ -635,3 +635,46 @@ def test_run_now_on_a_paused_strategy_says_resume_it_first_and_starts_nothing(
     assert "Started a run" not in page
     assert StrategyExecution.objects.filter(strategy=world.strategy).count() == executions
     assert callbacks == []
+
+
+def test_lineage_without_parameters_shows_the_latest_run_the_selector_has_selected(owner_client, world):
+    # given runs of the owner's strategy, the latest one still running
+    latest = StrategyExecution.objects.filter(strategy__owner=world.user).order_by("-started_at").first()
+
+    # when the owner opens /lineage/ with no parameters
+    body = owner_client.get("/lineage/").content.decode()
+
+    # then the page shows that run, and the selector marks it selected
+    assert "Choose a strategy or an execution" not in body
+    assert f'<span class="muted small mono">{latest.pk}</span>' in body
+    assert re.search(rf'<option id="execution-option-{latest.pk}" value="{latest.pk}" selected>', body)
+    assert body.count(" selected>") == 1  # no strategy chosen: "Recent runs of all strategies"
+
+
+def test_lineage_poll_carries_the_selectors_label_with_the_runs_current_status(owner_client, world):
+    # given the lineage page of a run that was RUNNING when it was drawn
+    page = owner_client.get(f"/lineage/?execution={world.running.pk}").content.decode()
+    assert re.search(rf'id="execution-option-{world.running.pk}"[^>]*>[^<]* · RUNNING<', page)
+    StrategyExecution.objects.filter(pk=world.running.pk).update(
+        status=ExecutionStatus.SKIPPED, finished_at=timezone.now(), error="test"
+    )
+
+    # when the panel polls
+    body = owner_client.get(f"/lineage/?execution={world.running.pk}&panel=1", **HTMX).content.decode()
+
+    # then the response swaps the selector's option out of band with the run's status now
+    option = re.search(
+        rf'<option id="execution-option-{world.running.pk}"[^>]*hx-swap-oob="true">([^<]*)</option>', body
+    )
+    assert option is not None
+    assert option.group(1).endswith(" · SKIPPED")
+    assert 'hx-trigger="every 2s"' not in body
+
+
+def test_lineage_poll_from_the_all_strategies_page_keeps_the_strategy_in_the_label(owner_client, world):
+    page = owner_client.get(f"/lineage/?execution={world.running.pk}&all=1").content.decode()
+    assert "&amp;all=1" in page  # the panel polls as the all-strategies page
+
+    body = owner_client.get(f"/lineage/?execution={world.running.pk}&panel=1&all=1", **HTMX).content.decode()
+
+    assert re.search(rf'id="execution-option-{world.running.pk}"[^>]*>[^<]* · RUNNING · {world.strategy.name}<', body)

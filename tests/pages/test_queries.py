@@ -21,6 +21,7 @@ PAGES = [
     ("signals list", lambda w: "/signals/", 7),
     ("lineage viewer", lambda w: f"/lineage/?execution={w.execution.pk}", 8),
     ("lineage by strategy", lambda w: f"/lineage/?strategy={w.strategy.pk}", 8),
+    ("lineage latest run", lambda w: "/lineage/", 8),
     ("lineage step", lambda w: f"/lineage/{w.execution.pk}/generate_charts/", 7),
     ("strategy detail", lambda w: f"/strategies/{w.strategy.pk}/", 8),
     ("orders list", lambda w: "/orders/", 7),
