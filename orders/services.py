@@ -220,6 +220,9 @@ def order_place(
     if existing is not None:
         return _same_intent(existing, owner=owner, broker=broker, clock=clock)
 
+    if side == OrderSide.SELL and position is None and strategy is None:
+        position = _position_to_sell(owner=owner, broker_connection=broker_connection, symbol=symbol, quantity=quantity)
+        leg = OrderLeg.EXIT  # it closes (part of) a position: a kill switch stops entries, not this
     clock = clock or WallClock()
     broker = broker or broker_for(broker_connection, clock=clock, bar_size=strategy.bar_size if strategy else None)
     refusal = order_guard(
@@ -269,6 +272,30 @@ def order_place(
         _reject_group(order, refusal)
         return order
     return _send(order, broker)
+
+
+def _position_to_sell(*, owner, broker_connection, symbol, quantity: Decimal):
+    """The open position of the owner in `symbol` on this account that a manual SELL closes (part of): the first that
+    still has `quantity` to sell, else the first (and the exit check says why it cannot). The product is long-only:
+    with no open position there is nothing to sell, and the broker would go short, so nothing is recorded or sent."""
+    from django.db.models import Q
+
+    from portfolio.models import Position
+
+    positions = list(
+        Position.objects.for_owner(owner)
+        .open()
+        .live()
+        .filter(symbol=symbol)
+        .filter(Q(strategy__isnull=True) | Q(strategy__broker_connection=broker_connection))
+        .order_by("opened_at", "pk")
+    )
+    if not positions:
+        raise OrderInputError(
+            f"you hold no {symbol.symbol} on this account: a SELL can only close (part of) an open position "
+            "(no short selling)"
+        )
+    return next((p for p in positions if not _position_exit_refusal(position=p, quantity=quantity)), positions[0])
 
 
 def _position_exit_refusal(*, position, quantity: Decimal) -> str:

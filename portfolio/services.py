@@ -50,11 +50,12 @@ def fill_apply(*, trade: Trade) -> FillResult:
         if trade.realized_pnl is not None:
             return FillResult(trade=trade, position=None, realized_pnl=trade.realized_pnl, applied=False)
         order = trade.order
-        position = (
-            Position.objects.select_for_update()
-            .filter(owner_id=order.owner_id, strategy_id=order.strategy_id, symbol_id=order.symbol_id)
-            .filter(closed_at__isnull=True)
-            .first()
+        open_positions = Position.objects.select_for_update().filter(closed_at__isnull=True)
+        # An order bound to a position changes that one (a manual SELL closing a strategy's position, say)
+        position = (open_positions.filter(pk=order.position_id).first() if order.position_id else None) or (
+            open_positions.filter(
+                owner_id=order.owner_id, strategy_id=order.strategy_id, symbol_id=order.symbol_id
+            ).first()
         )
         if order.side == OrderSide.BUY:
             result = _apply_buy(trade, order, position)

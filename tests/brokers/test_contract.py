@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 
 from orders.models import Order, OrderLeg, OrderStatus, Trade
-from orders.services import Bracket, order_cancel, order_place, orders_sync
+from orders.services import Bracket, OrderInputError, order_cancel, order_place, orders_sync
+from portfolio.services import fill_apply
 from tests.factories import PositionFactory, StrategyFactory, TradingSignalFactory
 
 
@@ -226,3 +227,40 @@ def test_an_exit_larger_than_the_position_is_refused(any_broker, owner, aapl, he
     assert order.status == OrderStatus.REJECTED
     assert order.status_reason == f"the position holds {held}: selling 10 would go short"
     assert any_broker.orders_at_broker() == 0
+
+
+def test_a_manual_sell_with_nothing_held_is_refused_and_nothing_is_recorded_or_sent(
+    any_broker, owner, other_user, aapl
+):
+    # given no open position of the owner in AAPL (only someone else's)
+    PositionFactory(strategy=None, owner=other_user, symbol=aapl, quantity=Decimal("10"))
+
+    # when the owner places a manual SELL
+    with pytest.raises(OrderInputError, match="you hold no AAPL on this account: a SELL can only close"):
+        place(any_broker, owner, side="SELL", quantity=Decimal("5"))
+
+    # then nothing is recorded and nothing reaches the broker (it would have gone short)
+    assert not Order.objects.filter(owner=owner).exists()
+    assert any_broker.orders_at_broker() == 0
+
+
+def test_a_manual_sell_closes_part_of_the_owners_position_on_this_account(any_broker, owner, aapl):
+    # given a strategy on this account holding 10 AAPL (bought at the broker too)
+    strategy = StrategyFactory(owner=owner, symbol=aapl, broker_connection=any_broker.connection)
+    position = PositionFactory(
+        owner=owner, strategy=strategy, symbol=aapl, quantity=Decimal("10"), average_cost=Decimal("99")
+    )
+    bought = place(any_broker, owner, quantity=Decimal("10"))
+    any_broker.market.fill(bought, Decimal("99.50"))
+    orders_sync(broker_connection=any_broker.connection, broker=any_broker.broker)
+
+    # when the owner sells 4 of them by hand
+    sold = place(any_broker, owner, side="SELL", quantity=Decimal("4"))
+
+    # then the SELL is an exit of that position, sent, and its fill reduces that position
+    assert (sold.status, sold.leg, sold.position_id) == (OrderStatus.SUBMITTED, OrderLeg.EXIT, position.pk)
+    any_broker.market.fill(sold, Decimal("99.50"))
+    trades = orders_sync(broker_connection=any_broker.connection, broker=any_broker.broker)
+    fill_apply(trade=next(t for t in trades if t.order_id == sold.pk))
+    position.refresh_from_db()
+    assert position.quantity == Decimal("6")

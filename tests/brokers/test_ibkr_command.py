@@ -190,3 +190,11 @@ def test_connection_is_accepted_before_or_after_the_action(loopback, owner):
 def test_an_unknown_connection_after_the_action_is_a_clear_error():
     with pytest.raises(CommandError, match="no IBKR connection 'nope'"):
         ibkr("status", "--connection", "nope")
+
+
+def test_a_sell_without_a_holding_is_refused_before_anything_is_sent(loopback, owner):
+    with pytest.raises(CommandError, match="you hold no AAPL on this account: a SELL can only close"):
+        ibkr("order", "--side", "SELL", "--symbol", "AAPL", "--qty", "5", "--limit", "99.75", "--user", "owner")
+
+    assert not Order.objects.exists()
+    assert loopback.order_posts() == 0

@@ -9,6 +9,7 @@ from orders.models import Order, OrderStatus
 from orders.services import order_place, order_reconcile
 from tests.brokers.conftest import MARKET_OPEN_AT
 from tests.brokers.gateway import AAPL
+from tests.factories import PositionFactory
 from trading.models import DEFAULT_QUESTION_IDS
 
 
@@ -221,9 +222,12 @@ def test_the_default_allowed_questions_are_exactly_the_guarded_ones():
 
 
 @pytest.mark.parametrize("question_id", sorted(GUARD_CASES), ids=lambda q: f"{q}-refused-by-guard")
-def test_guard_refuses_what_the_question_warns_about_before_anything_is_sent(place, gateway, question_id, settings):
+def test_guard_refuses_what_the_question_warns_about_before_anything_is_sent(
+    place, gateway, question_id, settings, owner, aapl
+):
     settings.ORDER_MAX_NOTIONAL = 100_000
     refused, reason, _ = GUARD_CASES[question_id]
+    PositionFactory(strategy=None, owner=owner, symbol=aapl, quantity=Decimal("10"))  # a SELL closes a holding
 
     order = place(**refused)
 
@@ -233,8 +237,9 @@ def test_guard_refuses_what_the_question_warns_about_before_anything_is_sent(pla
 
 
 @pytest.mark.parametrize("question_id", sorted(GUARD_CASES), ids=lambda q: f"{q}-answered-yes-inside-guard")
-def test_question_about_an_order_inside_the_guard_is_answered_yes(place, gateway, question_id):
+def test_question_about_an_order_inside_the_guard_is_answered_yes(place, gateway, question_id, owner, aapl):
     _, _, allowed = GUARD_CASES[question_id]
+    PositionFactory(strategy=None, owner=owner, symbol=aapl, quantity=Decimal("10"))  # a SELL closes a holding
     gateway.questions.append([question_id])
 
     order = place(**allowed)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from drf_spectacular.generators import SchemaGenerator
 from openapi_spec_validator import validate
 
 from orders.models import Order, OrderStatus
+from portfolio.models import Position
 from tests.factories import OrderFactory, SymbolFactory
 from trading.models import IndicatorConfig, Strategy
 
@@ -196,3 +198,27 @@ def test_strategy_api_run_of_a_paused_strategy_is_409_with_the_reason_and_starts
     assert response.json() == {"detail": f"{world.strategy.name} is paused: resume it first"}
     assert world.strategy.executions.count() == executions
     assert callbacks == []
+
+
+def test_manual_sell_api_without_a_holding_is_400_and_records_nothing(world, api_of):
+    # given the owner holds no open position in the symbol
+    Position.objects.filter(owner=world.user, symbol=world.symbol).update(closed_at=timezone.now(), quantity=0)
+    before = Order.objects.count()
+
+    # when a manual SELL is posted
+    response = api_of(world.user).post(
+        "/api/orders/",
+        {
+            "broker_connection": world.connection.pk,
+            "symbol": world.symbol.pk,
+            "side": "SELL",
+            "quantity": "5",
+            "limit_price": "100.25",
+        },
+        format="json",
+    )
+
+    # then it is refused with the reason, and nothing is recorded or sent
+    assert response.status_code == 400
+    assert response.json()["non_field_errors"][0].startswith(f"you hold no {world.symbol.symbol} on this account")
+    assert Order.objects.count() == before

@@ -12,6 +12,7 @@ from django_celery_beat.models import PeriodicTask
 from rest_framework.authtoken.models import Token
 
 from orders.models import Order, OrderSource, OrderStatus
+from portfolio.models import Position
 from signals_app.models import PromptVersion
 from tests.factories import (
     IndicatorConfigFactory,
@@ -678,3 +679,31 @@ def test_lineage_poll_from_the_all_strategies_page_keeps_the_strategy_in_the_lab
     body = owner_client.get(f"/lineage/?execution={world.running.pk}&panel=1&all=1", **HTMX).content.decode()
 
     assert re.search(rf'id="execution-option-{world.running.pk}"[^>]*>[^<]* · RUNNING · {world.strategy.name}<', body)
+
+
+def test_manual_sell_without_a_holding_is_a_form_error_and_records_nothing(owner_client, world):
+    # given the owner holds no open position in the symbol
+    Position.objects.filter(owner=world.user, symbol=world.symbol).update(closed_at=timezone.now(), quantity=0)
+    before = Order.objects.count()
+    client_order_id = owner_client.get("/orders/new/").context["form"].initial["client_order_id"]
+
+    # when a manual SELL is submitted
+    response = owner_client.post(
+        "/orders/new/",
+        {
+            "client_order_id": client_order_id,
+            "broker_connection": world.connection.pk,
+            "symbol": world.symbol.pk,
+            "side": "SELL",
+            "quantity": "5",
+            "order_type": "LMT",
+            "limit_price": "100.50",
+            "tif": "DAY",
+        },
+        **HTMX,
+    )
+
+    # then the form says why, and no order is recorded or sent
+    assert response.status_code == 200
+    assert f"you hold no {world.symbol.symbol} on this account" in response.content.decode()
+    assert Order.objects.count() == before
