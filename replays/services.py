@@ -370,11 +370,15 @@ def _baseline_run(replay: Replay) -> Replay:
 class _Books:
     """What the live order poller (portfolio.services.connection_track) does, for this replay's account only and
     without notifying anyone: order states and fills by the bars up to the clock, each fill booked into positions.
-    It also keeps the account's cash and shares, read again only after something could have changed them."""
+    It also keeps the account's cash and shares, read again only after something could have changed them.
+
+    Only the replay moves its account's orders: the executor places them (`placed`) and tracking settles them. So
+    once tracking has left no order open, the next steps have nothing to poll until the executor places one."""
 
     def __init__(self, replay: Replay) -> None:
         self.replay = replay
         self.placed = True  # unknown at the start (a resumed replay, a runner that died between fill and booking)
+        self.open_orders = True
         self.changed = True
         self.account: tuple[Decimal, Decimal] | None = None
 
@@ -382,16 +386,20 @@ class _Books:
         from orders.services import orders_sync
         from portfolio.services import fill_apply
 
-        recorded = orders_sync(broker_connection=self.replay.broker_connection, broker=broker, clock=clock)
-        if not (recorded or self.placed):
-            return
-        # every fill not booked yet, including one a dead runner left between recording and booking it, or one the
-        # broker filled as the order was placed
-        for trade in Trade.objects.filter(
-            order__broker_connection=self.replay.broker_connection, realized_pnl__isnull=True
-        ).order_by("executed_at", "pk"):
-            fill_apply(trade=trade)
-        self.placed, self.changed = False, True
+        if not (self.open_orders or self.placed):
+            return  # orders_sync would find no order to poll
+        connection = self.replay.broker_connection
+        recorded = orders_sync(broker_connection=connection, broker=broker, clock=clock)
+        if recorded or self.placed:
+            # every fill not booked yet, including one a dead runner left between recording and booking it, or one
+            # the broker filled as the order was placed
+            for trade in Trade.objects.filter(order__broker_connection=connection, realized_pnl__isnull=True).order_by(
+                "executed_at", "pk"
+            ):
+                fill_apply(trade=trade)
+            self.changed = True
+        ours = Order.objects.for_connection(connection)
+        self.placed, self.open_orders = False, (ours.unsettled() | ours.working()).exists()
 
     def cash_and_shares(self) -> tuple[Decimal, Decimal]:
         if self.changed or self.account is None:
