@@ -294,3 +294,32 @@ def test_a_strategy_order_fills_against_the_strategys_bar_size(sim_connection, o
     )  # fmt: skip
 
     assert SimOrder.objects.get().bar_size == BarSize.H1
+
+
+def test_a_day_order_on_daily_bars_expires_at_its_close_by_the_clock_when_no_bar_comes(owner, aapl, sim_connection):
+    from tests.brokers.conftest import MovableClock
+
+    # given daily bars that end years before the clock (the demo: a wall clock in 2026, bars up to 2017)
+    for day in (27, 28, 29):
+        add_bar(aapl, dt.datetime(2017, 12, day, tzinfo=dt.UTC), open="100", high="101", low="99", close="100",
+                bar_size=BarSize.D1)  # fmt: skip
+    clock = MovableClock(dt.datetime(2026, 11, 18, 15, 0, tzinfo=dt.UTC))  # 10:00 in New York, the market open
+    sim = SimulatedBroker(sim_connection, clock=clock, bar_source=StoredBarSource(), bar_size=BarSize.D1)
+    order = order_place(
+        owner=owner, broker_connection=sim_connection, symbol=aapl, side="BUY", quantity=Decimal("10"),
+        order_type="LMT", limit_price=Decimal("99.00"), tif="DAY", clock=clock, broker=sim,
+    )  # fmt: skip
+    assert order.status == OrderStatus.SUBMITTED
+
+    # when the clock passes the session's close with no new bar
+    clock.at = dt.datetime(2026, 11, 18, 20, 59, tzinfo=dt.UTC)
+    orders_sync(broker_connection=sim_connection, broker=sim)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.SUBMITTED  # still its session
+    clock.at = dt.datetime(2026, 11, 18, 21, 0, tzinfo=dt.UTC)  # 16:00 in New York
+    orders_sync(broker_connection=sim_connection, broker=sim)
+
+    # then it is expired at the broker and in our books
+    order.refresh_from_db()
+    assert order.status == OrderStatus.EXPIRED
+    assert sim.order_status(order.broker_order_id).status == "EXPIRED"

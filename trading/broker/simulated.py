@@ -164,7 +164,8 @@ class SimulatedBroker(Broker):
         if order.tif == "DAY":
             if daily and bars:
                 self._close(order, SimOrderStatus.EXPIRED, now, "DAY order: its session passed without a fill")
-            elif not daily and order.expires_at and now >= order.expires_at:
+            elif order.expires_at and now >= order.expires_at:
+                # by the clock, even when no bar came (a wall clock far beyond the stored bars)
                 self._close(order, SimOrderStatus.EXPIRED, now, "DAY order: the session closed without a fill")
 
     @staticmethod
