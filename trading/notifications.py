@@ -6,6 +6,7 @@ fail the fill or the run it reports."""
 from __future__ import annotations
 
 import logging
+from decimal import ROUND_HALF_UP, Decimal
 
 import requests
 from django.conf import settings
@@ -18,6 +19,7 @@ from trading.models import Delivery, Notification, NotificationKind, Strategy
 logger = logging.getLogger(__name__)
 
 WEBHOOK_TIMEOUT_SECONDS = 5
+CENT = Decimal("0.01")
 
 
 def notify(
@@ -88,13 +90,37 @@ def _record(*, user, kind: str, subject: str, **fields) -> int | None:
         return None
 
 
+def quantity_text(value) -> str:
+    """A quantity as a person writes it: 76, 0.5 (the stored 76.000000 without its trailing zeros)."""
+    if value is None:
+        return "-"
+    return format(Decimal(value).normalize(), "f")
+
+
+def money_text(value) -> str:
+    """An amount as money, to the cent: 1,234.50, -3.10."""
+    if value is None:
+        return "-"
+    return f"{Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP):,f}"
+
+
+def price_text(value) -> str:
+    """A price as money (99.50, 1,234.50); a sub-cent price keeps its digits (0.1234)."""
+    if value is None:
+        return "-"
+    amount = Decimal(value)
+    cents = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    return f"{cents if cents == amount else amount.normalize():,f}"
+
+
 def notify_fill(*, trade) -> dict:
     order = trade.order
-    subject = f"Filled: {order.side} {trade.quantity} {order.symbol.symbol} @ {trade.price}"
+    quantity, price = quantity_text(trade.quantity), price_text(trade.price)
+    subject = f"Filled: {order.side} {quantity} {order.symbol.symbol} @ {price}"
     body = (
-        f"{order.side} {trade.quantity} {order.symbol.symbol} filled at {trade.price} "
+        f"{order.side} {quantity} {order.symbol.symbol} filled at {price} "
         f"(order {order.client_order_id}, {order.get_leg_display()}, status {order.status}).\n"
-        f"Realised P&L of this fill: {trade.realized_pnl}. Commission: {trade.commission}."
+        f"Realised P&L of this fill: {money_text(trade.realized_pnl)}. Commission: {money_text(trade.commission)}."
     )
     return notify(
         user=order.owner,
@@ -118,7 +144,7 @@ def notify_fill(*, trade) -> dict:
 
 
 def notify_rejection(*, order) -> dict:
-    subject = f"Rejected: {order.side} {order.quantity} {order.symbol.symbol}"
+    subject = f"Rejected: {order.side} {quantity_text(order.quantity)} {order.symbol.symbol}"
     body = f"Order {order.client_order_id} was rejected: {order.status_reason or 'no reason given'}."
     return notify(
         user=order.owner,

@@ -154,3 +154,43 @@ def test_a_mail_server_that_fails_is_stored_as_failed_not_raised(settings):
     assert delivered["email"] is False
     stored = Notification.objects.get()
     assert stored.email_result == "failed" and stored.email_error
+
+
+@pytest.mark.parametrize(
+    ("quantity", "shown"),
+    [("76", "76"), ("0.5", "0.5"), ("1250", "1250")],
+    ids=["whole-shares", "fraction", "no-exponent"],
+)
+def test_a_rejection_subject_shows_the_quantity_without_trailing_zeros(quantity, shown):
+    # given a rejected order as stored (quantities have six decimal places)
+    order = OrderFactory(side="SELL", quantity=Decimal(quantity), status="REJECTED", status_reason="no")
+    order.refresh_from_db()
+
+    # when it is notified
+    notify_rejection(order=order)
+
+    # then the subject reads as a person writes it
+    assert mail.outbox[0].subject == f"[trading] Rejected: SELL {shown} {order.symbol.symbol}"
+    assert Notification.objects.get().subject == f"Rejected: SELL {shown} {order.symbol.symbol}"
+
+
+@pytest.mark.parametrize(
+    ("price", "shown_price"),
+    [("101.25", "101.25"), ("99.5", "99.50"), ("1234", "1,234.00"), ("0.1234", "0.1234")],
+    ids=["cents", "trailing-cent", "thousands", "sub-cent"],
+)
+def test_a_fill_shows_its_quantity_plainly_and_its_prices_as_money(price, shown_price):
+    # given a fill as stored
+    trade = TradeFactory(
+        quantity=Decimal("76"), price=Decimal(price), commission=Decimal("1"), realized_pnl=Decimal("-3.1")
+    )
+    trade.refresh_from_db()
+
+    # when it is notified
+    notify_fill(trade=trade)
+
+    # then the quantity has no trailing zeros and prices and amounts read as money
+    symbol = trade.order.symbol.symbol
+    assert mail.outbox[0].subject == f"[trading] Filled: {trade.order.side} 76 {symbol} @ {shown_price}"
+    assert f"filled at {shown_price} " in mail.outbox[0].body
+    assert "Realised P&L of this fill: -3.10. Commission: 1.00." in mail.outbox[0].body
