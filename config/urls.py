@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -9,7 +9,13 @@ from market.api import SymbolViewSet
 from orders.api import OrderViewSet
 from portfolio.api import PortfolioViewSet
 from signals_app.api import PromptTemplateViewSet, SignalViewSet
-from trading.api import AvailableIndicatorsView, ExecutionViewSet, IndicatorConfigViewSet, StrategyViewSet
+from trading.api import (
+    AvailableIndicatorsView,
+    ExecutionViewSet,
+    IndicatorConfigViewSet,
+    StrategyViewSet,
+    api_not_found,
+)
 
 router = DefaultRouter()
 router.register("symbols", SymbolViewSet, basename="api-symbol")
@@ -28,6 +34,7 @@ api_patterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("", include(router.urls)),
+    re_path(r"^.*/$", api_not_found),  # last: an API address nothing answers is a JSON 404
 ]
 
 urlpatterns = [

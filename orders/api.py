@@ -12,8 +12,8 @@ from rest_framework.response import Response
 
 from market.models import Symbol
 from orders import services
-from orders.models import Order, OrderSide, OrderStatusChange, OrderType, TimeInForce, Trade
-from trading.api import OwnedPrimaryKeyField
+from orders.models import Order, OrderSide, OrderStatus, OrderStatusChange, OrderType, TimeInForce, Trade
+from trading.api import OwnedPrimaryKeyField, UpperChoiceField, list_filters
 from trading.broker import BrokerError
 from trading.models import BrokerConnection
 from trading.views import live_orders
@@ -107,20 +107,29 @@ class ManualOrderSerializer(serializers.Serializer):
         return attrs
 
 
+class OrderQuery(serializers.Serializer):
+    status = UpperChoiceField(choices=[("OPEN", "Open (not settled)"), *OrderStatus.choices])
+
+
 class OrderViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Your orders. POST places a manual order through the order service (guarded like a strategy's)."""
 
     queryset = Order.objects.none()  # for the schema; get_queryset gives the user's own
 
+    @extend_schema(parameters=[OrderQuery])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
     def get_queryset(self):
         orders = live_orders(self.request.user).select_related("symbol").order_by("-created_at")
         if self.action == "retrieve":
             orders = orders.prefetch_related("status_changes", "trades")
-        wanted = self.request.query_params.get("status", "")
-        if wanted == "open":
-            orders = orders.open()
-        elif wanted:
-            orders = orders.filter(status=wanted.upper())
+        if self.action == "list":
+            wanted = list_filters(OrderQuery, self.request).get("status")
+            if wanted == "OPEN":
+                orders = orders.open()
+            elif wanted:
+                orders = orders.filter(status=wanted)
         return orders
 
     def get_serializer_class(self):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from signals_app.models import LLMCall, PromptTemplate, PromptVersion, SignalAction, TradingSignal
+from signals_app.models import LLMCall, PromptTemplate, PromptVersion, SignalAction, SignalOutcome, TradingSignal
 from signals_app.prompts import PromptRenderError, check_template_body, prompt_version_create
+from trading.api import UpperChoiceField, list_filters
 
 
 class PromptVersionSerializer(serializers.ModelSerializer):
@@ -164,6 +165,12 @@ class SignalDetailSerializer(SignalSerializer):
         return LLMCallSerializer(LLMCall.objects.filter(execution_id=signal.execution_id), many=True).data
 
 
+class SignalQuery(serializers.Serializer):
+    strategy = serializers.IntegerField(min_value=1, required=False)
+    action = UpperChoiceField(choices=SignalAction.choices)
+    outcome = UpperChoiceField(choices=SignalOutcome.choices)
+
+
 class SignalViewSet(viewsets.ReadOnlyModelViewSet):
     """Your signals, newest first. Filter with ?strategy=, ?action=, ?outcome=."""
 
@@ -172,13 +179,7 @@ class SignalViewSet(viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self):
         return SignalDetailSerializer if self.action == "retrieve" else SignalSerializer
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("strategy", int),
-            OpenApiParameter("action", str, enum=SignalAction.values),
-            OpenApiParameter("outcome", str),
-        ]
-    )
+    @extend_schema(parameters=[SignalQuery])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -189,11 +190,9 @@ class SignalViewSet(viewsets.ReadOnlyModelViewSet):
             .select_related("symbol", "strategy")
             .order_by("-generated_at")
         )
-        params = self.request.query_params
-        if params.get("strategy", "").isdigit():
-            signals = signals.filter(strategy_id=params["strategy"])
-        if params.get("action"):
-            signals = signals.filter(action=params["action"].upper())
-        if params.get("outcome"):
-            signals = signals.filter(outcome=params["outcome"].upper())
+        if self.action == "list":
+            wanted = list_filters(SignalQuery, self.request)
+            if "strategy" in wanted:
+                wanted["strategy_id"] = wanted.pop("strategy")
+            signals = signals.filter(**wanted)
         return signals

@@ -4,6 +4,7 @@ executions). Every queryset is the requesting user's own, so another user's ids 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -18,6 +19,7 @@ from signals_app.models import PromptTemplate, PromptVersion
 from trading import services
 from trading.models import (
     BrokerConnection,
+    ExecutionStatus,
     IndicatorConfig,
     IndicatorType,
     Strategy,
@@ -34,6 +36,29 @@ def drf_error(error: DjangoValidationError) -> serializers.ValidationError:
         }
         return serializers.ValidationError(detail)
     return serializers.ValidationError({"non_field_errors": error.messages})
+
+
+class UpperChoiceField(serializers.ChoiceField):
+    """A query filter's choice read case-insensitively (?action=buy is BUY); blank means no filter."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(required=False, allow_blank=True, **kwargs)
+
+    def to_internal_value(self, data):
+        return super().to_internal_value(data.upper() if isinstance(data, str) else data)
+
+
+def list_filters(query_class: type[serializers.Serializer], request: Request) -> dict:
+    """A list's filters from the query string, validated: an unknown value is a 400 naming the parameter, never an
+    empty list that looks like an answer. Blank filters are left out."""
+    query = query_class(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    return {name: value for name, value in query.validated_data.items() if value not in ("", None)}
+
+
+def api_not_found(request, *args, **kwargs) -> JsonResponse:
+    """Any /api/ address nothing answers: the API's JSON 404, as DRF's views give, not the site's HTML page."""
+    return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
 
 
 class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
@@ -266,12 +291,25 @@ class StrategyViewSet(viewsets.ModelViewSet):
         return self.get_paginated_response(ExecutionSerializer(page, many=True).data)
 
 
+class ExecutionQuery(serializers.Serializer):
+    strategy = serializers.IntegerField(min_value=1, required=False)
+    status = UpperChoiceField(choices=ExecutionStatus.choices)
+
+
 class ExecutionViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Your executions across strategies (poll one to follow a run)."""
+    """Your executions across strategies (poll one to follow a run). Filter with ?strategy=, ?status=."""
 
     serializer_class = ExecutionSerializer
     queryset = StrategyExecution.objects.none()  # for the schema; get_queryset gives the user's own
-    lookup_value_regex = "[0-9a-f-]{36}"
+    # Any id reaches the view, so one that is not a UUID is the API's JSON 404, not the site's HTML one.
+    lookup_value_regex = "[^/.]+"
+
+    @extend_schema(parameters=[ExecutionQuery])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     def get_queryset(self):
-        return StrategyExecution.objects.for_owner(self.request.user).live().recent()
+        executions = StrategyExecution.objects.for_owner(self.request.user).live().recent()
+        if self.action == "list":
+            executions = executions.filter(**list_filters(ExecutionQuery, self.request))
+        return executions

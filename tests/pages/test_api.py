@@ -10,7 +10,8 @@ from openapi_spec_validator import validate
 
 from orders.models import Order, OrderStatus
 from portfolio.models import Position
-from tests.factories import OrderFactory, SymbolFactory
+from signals_app.models import TradingSignal
+from tests.factories import OrderFactory, SymbolFactory, TradingSignalFactory
 from trading.models import IndicatorConfig, Strategy
 
 
@@ -222,3 +223,69 @@ def test_manual_sell_api_without_a_holding_is_400_and_records_nothing(world, api
     assert response.status_code == 400
     assert response.json()["non_field_errors"][0].startswith(f"you hold no {world.symbol.symbol} on this account")
     assert Order.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/signals/?action=FOO", "action"),
+        ("/api/signals/?outcome=MAYBE", "outcome"),
+        ("/api/signals/?strategy=abc", "strategy"),
+        ("/api/orders/?status=LOST", "status"),
+        ("/api/executions/?status=DONE", "status"),
+        ("/api/executions/?strategy=x", "strategy"),
+    ],
+    ids=[
+        "signal-action",
+        "signal-outcome",
+        "signal-strategy",
+        "order-status",
+        "execution-status",
+        "execution-strategy",
+    ],
+)
+def test_a_list_filter_with_an_unknown_value_is_a_400_naming_the_parameter(url, field, world, api_of):
+    # when a list is asked for with a filter value that does not exist
+    response = api_of(world.user).get(url)
+
+    # then the answer is a 400 that says which parameter is wrong, not an empty list
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+
+
+def test_valid_list_filters_still_filter_case_insensitively_and_blank_is_no_filter(world, api_of):
+    client = api_of(world.user)
+    sell = TradingSignalFactory(strategy=world.strategy, sell=True)
+    signals = set(TradingSignal.objects.filter(strategy__owner=world.user).values_list("pk", flat=True))
+    open_orders = set(Order.objects.filter(owner=world.user).open().values_list("pk", flat=True))
+    assert len(signals) > 1 and open_orders
+
+    def ids(url: str, key: str = "id") -> set:
+        response = client.get(url)
+        assert response.status_code == 200, response.json()
+        return {row[key] for row in response.json()["results"]}
+
+    assert ids("/api/signals/?action=sell") == {sell.pk}
+    assert ids("/api/signals/?action=") == signals
+    assert ids("/api/orders/?status=open") == open_orders
+    running = {str(pk) for pk in world.strategy.executions.filter(status="RUNNING").values_list("pk", flat=True)}
+    assert ids("/api/executions/?status=running", "execution_id") == running
+    assert ids(f"/api/executions/?status=running&strategy={world.strategy.pk}", "execution_id") == running
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/executions/not-a-uuid/",
+        "/api/lineage/execution/not-a-uuid/",
+        "/api/no-such-thing/",
+        "/api/orders/999999999/",
+    ],
+    ids=["execution-not-a-uuid", "lineage-not-a-uuid", "unknown-address", "missing-order"],
+)
+def test_api_404s_are_json(url, world, api_of):
+    response = api_of(world.user).get(url)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert "detail" in response.json()
