@@ -31,6 +31,7 @@ from portfolio.models import Position
 from replays import report
 from replays.models import STALE_AFTER, LLMCacheMode, Replay, ReplayStatus, ReplayStep
 from replays.playback import ReplayBarSource, ReplayClock, ReplayIndicators, load_history
+from signals_app.llm import analyst_unavailable
 from signals_app.models import LLMCall, PromptType, PromptVersion, TradingSignal
 from trading.models import (
     Analyst,
@@ -114,6 +115,8 @@ def replay_create(
     analyst = analyst or strategy.analyst
     if analyst not in Analyst.values:
         errors["analyst"] = f"unknown analyst {analyst!r}: use one of {', '.join(Analyst.values)}"
+    elif llm_cache != LLMCacheMode.ONLY and (unavailable := analyst_unavailable(analyst)):
+        errors["analyst"] = f"{unavailable}; pick the rules analyst, or replay from the LLM cache only"
     if llm_cache not in LLMCacheMode.values:
         errors["llm_cache"] = f"unknown LLM cache mode {llm_cache!r}: use one of {', '.join(LLMCacheMode.values)}"
     if budget_usd is not None and budget_usd < 0:

@@ -10,6 +10,8 @@ import base64
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
+
 from trading.models import Analyst as AnalystKind
 
 
@@ -133,6 +135,16 @@ def get_analyst(kind: str) -> BaseAnalyst:
 
         return RulesAnalyst()
     raise ValueError(f"unknown analyst {kind!r}: use one of {', '.join(AnalystKind.values)}")
+
+
+def analyst_unavailable(kind: str) -> str:
+    """Why the analyst cannot make a call with the current settings ("" when it can), so a request can be refused
+    where the user typed it instead of failing at its first analysis."""
+    if kind == AnalystKind.ANTHROPIC and not settings.ANTHROPIC_API_KEY:
+        return "ANTHROPIC_API_KEY is not set: the Anthropic analyst cannot run"
+    if kind == AnalystKind.OPENAI and not settings.OPENAI_BASE_URL:
+        return "OPENAI_BASE_URL is not set: the OpenAI-compatible analyst has no server to call"
+    return ""
 
 
 MILLION = Decimal(1_000_000)

@@ -193,7 +193,7 @@ def test_deleting_a_replay_removes_everything_it_made(rules_strategy):
         pytest.param({"start": dt.date(2030, 1, 1), "end": dt.date(2030, 2, 1)}, "start", id="no-bars"),
         pytest.param({"llm_cache": "sometimes"}, "llm_cache", id="bad-cache-mode"),
         pytest.param({"budget_usd": Decimal("-1")}, "budget_usd", id="negative-budget"),
-        pytest.param({"analyst": Analyst.ANTHROPIC, "prompt_version": 99}, "prompt_version", id="no-such-prompt"),
+        pytest.param({"analyst": Analyst.RULES, "prompt_version": 99}, "prompt_version", id="no-such-prompt"),
     ],
 )
 def test_bad_requests_are_refused_and_write_nothing(rules_strategy, options, field):
@@ -204,6 +204,48 @@ def test_bad_requests_are_refused_and_write_nothing(rules_strategy, options, fie
         replay_create(owner=rules_strategy.owner, strategy=rules_strategy, **arguments)
     assert field in caught.value.message_dict
     assert not Replay.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("analyst", "unset", "message"),
+    [
+        pytest.param(Analyst.ANTHROPIC, "ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY is not set", id="anthropic-no-key"),
+        pytest.param(Analyst.OPENAI, "OPENAI_BASE_URL", "OPENAI_BASE_URL is not set", id="openai-no-server"),
+    ],
+)
+def test_an_llm_replay_without_its_analyst_configured_is_refused_up_front(
+    rules_strategy, settings, analyst, unset, message
+):
+    from replays.models import Replay
+
+    setattr(settings, unset, "")
+
+    with pytest.raises(ValidationError) as caught:
+        replay_create(
+            owner=rules_strategy.owner,
+            strategy=rules_strategy,
+            start=dt.date(2010, 1, 4),
+            end=dt.date(2010, 2, 1),
+            analyst=analyst,
+        )
+
+    assert message in caught.value.message_dict["analyst"][0]
+    assert not Replay.objects.exists()
+
+
+def test_a_cache_only_llm_replay_needs_no_key(rules_strategy, settings):
+    settings.ANTHROPIC_API_KEY = ""
+
+    replay = replay_create(
+        owner=rules_strategy.owner,
+        strategy=rules_strategy,
+        start=dt.date(2010, 1, 4),
+        end=dt.date(2010, 1, 8),
+        analyst=Analyst.ANTHROPIC,
+        llm_cache="only",
+    )
+
+    assert replay.status == ReplayStatus.PENDING
 
 
 def test_another_users_strategy_cannot_be_replayed(rules_strategy, other_user):
