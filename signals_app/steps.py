@@ -15,6 +15,7 @@ import json
 import math
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -129,20 +130,9 @@ def build_context(*, strategy, bars_df: pd.DataFrame, indicators: dict, charts: 
         raise ValueError(f"no bars for {strategy.symbol.symbol} {strategy.bar_size}: nothing to analyse")
     now = clock.now()
     symbol = strategy.symbol
-    shown = bars_df.iloc[-PROMPT_BARS:]
-    bars = [
-        {
-            "time": _iso(index),
-            "open": _num(row["open"]),
-            "high": _num(row["high"]),
-            "low": _num(row["low"]),
-            "close": _num(row["close"]),
-            "volume": _num(row.get("volume", 0)),
-        }
-        for index, row in shown.iterrows()
-    ]
+    bars = _bars_context(bars_df.iloc[-PROMPT_BARS:])
     last_close = bars[-1]["close"]
-    configs = {link.indicator.name: link.indicator for link in strategy.strategy_indicators.select_related("indicator")}
+    configs = {link.indicator.name: link.indicator for link in _indicator_links(strategy)}
     indicator_items = [_indicator_context(name, frame, configs.get(name)) for name, frame in indicators.items()]
     band = float(settings.SIGNAL_PRICE_BAND)
     return {
@@ -186,15 +176,35 @@ def build_context(*, strategy, bars_df: pd.DataFrame, indicators: dict, charts: 
     }
 
 
-def _indicator_context(name: str, frame, config) -> dict:
-    frame = frame.to_frame() if isinstance(frame, pd.Series) else pd.DataFrame(frame)
-    kind = config.indicator_type if config else next((t for c, t in COLUMN_TYPES.items() if c in frame.columns), "")
-    clean = frame.dropna(how="all")
-    latest = {column: _num(value) for column, value in clean.iloc[-1].items()} if len(clean) else {}
-    recent = [
-        {"time": _iso(index), **{column: _num(value) for column, value in row.items()}}
-        for index, row in clean.iloc[-RECENT_INDICATOR_VALUES:].iterrows()
+BAR_COLUMNS = ("open", "high", "low", "close")
+
+
+def _bars_context(shown: pd.DataFrame) -> list[dict]:
+    """The shown bars as dicts, built column by column (no per-row Series)."""
+    columns = [[_num(value) for value in shown[name].tolist()] for name in BAR_COLUMNS]
+    volume = [_num(value) for value in shown["volume"].tolist()] if "volume" in shown.columns else [0.0] * len(shown)
+    return [
+        {"time": _iso(index), "open": o, "high": h, "low": low, "close": c, "volume": v}
+        for index, o, h, low, c, v in zip(shown.index, *columns, volume, strict=True)
     ]
+
+
+def _indicator_links(strategy):
+    """The strategy's indicator links with their configs: the prefetched ones when the caller loaded them."""
+    if "strategy_indicators" in getattr(strategy, "_prefetched_objects_cache", {}):
+        return strategy.strategy_indicators.all()
+    return strategy.strategy_indicators.select_related("indicator")
+
+
+def _indicator_context(name: str, frame, config) -> dict:
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame()
+    elif not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame(frame)
+    kind = config.indicator_type if config else next((t for c, t in COLUMN_TYPES.items() if c in frame.columns), "")
+    rows = _last_rows_with_values(frame, RECENT_INDICATOR_VALUES)
+    latest = dict(rows[-1][1]) if rows else {}
+    recent = [{"time": _iso(index), **values} for index, values in rows]
     return {
         "name": name,
         "type": kind,
@@ -202,6 +212,30 @@ def _indicator_context(name: str, frame, config) -> dict:
         "latest": latest,
         "recent": recent,
     }
+
+
+def _last_rows_with_values(frame: pd.DataFrame, count: int) -> list[tuple]:
+    """The last `count` rows with any value (the rows `dropna(how="all")` keeps), oldest first, as
+    (index, {column: value}) pairs; found with one mask over the frame instead of a copy of it."""
+    if not len(frame.columns):
+        return []
+    columns = list(frame.columns)
+    if all(dtype == np.float64 for dtype in frame.dtypes):  # the usual indicator frame: one float array
+        array = frame.to_numpy()
+        kept = np.flatnonzero(~np.isnan(array).all(axis=1))[-count:]
+        return [
+            (index, {column: _num(value) for column, value in zip(columns, row, strict=True)})
+            for index, row in zip(frame.index[kept], array[kept].tolist(), strict=True)
+        ]
+    kept = np.flatnonzero(frame.notna().to_numpy().any(axis=1))[-count:]
+    if not len(kept):
+        return []
+    rows = frame.iloc[kept]
+    values = [[_num(value) for value in rows.iloc[:, position].tolist()] for position in range(len(columns))]
+    return [
+        (index, dict(zip(columns, row, strict=True)))
+        for index, row in zip(rows.index, zip(*values, strict=True), strict=True)
+    ]
 
 
 def _position_context(strategy, last_close: float) -> dict | None:
