@@ -73,8 +73,11 @@ def lineage_record(
         recorded_at=timezone.now(),
     )
     try:
-        with transaction.atomic():
-            record.save()
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():  # a savepoint: a duplicate must not break the caller's transaction
+                record.save()
+        else:
+            record.save()  # autocommit: one INSERT, committed on its own, and a duplicate changes nothing
     except IntegrityError:
         existing = lineage_recorded(execution=execution, step_name=step_name)
         if existing is None:
