@@ -464,16 +464,14 @@ def _indicator_frames(bars: Bars) -> dict[str, pd.DataFrame]:
 def calculate_indicators(run: Run, strategy: Strategy, bars: Bars) -> StepResult:
     provided = run.context.indicator_frames if run.context is not None else None
     frames = provided(bars.frame()) if provided is not None else _indicator_frames(bars)
-    latest = {}
+    latest, count = {}, {}
     for name, frame in frames.items():
-        clean = frame.dropna(how="all")
-        latest[name] = {column: _num(value) for column, value in clean.iloc[-1].items()} if len(clean) else {}
+        kept = frame.notna().to_numpy().any(axis=1).nonzero()[0]  # the rows dropna(how="all") keeps, without a copy
+        count[name] = len(kept)
+        latest[name] = {column: _num(value) for column, value in frame.iloc[kept[-1]].items()} if len(kept) else {}
     return StepResult(
         input={"indicators": list(frames), "bars": len(bars.frame())},
-        output={
-            "latest": latest,
-            "count": {name: int(frame.dropna(how="all").shape[0]) for name, frame in frames.items()},
-        },
+        output={"latest": latest, "count": count},
         value=Indicators(bars, latest, frames),
     )
 
