@@ -73,6 +73,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
     # PBKDF2 costs ~0.2 s a password by design; tests create thousands of users. Logins still check hashes.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # WhiteNoise warns on every request when STATIC_ROOT is missing; `make run` fills it with collectstatic.
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return  # under xdist the controller flushed already; a worker flushing would wipe its siblings' keys
     try:
