@@ -18,7 +18,7 @@ SERVICES_ENV := DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)
 CHROMIUM := /usr/bin/chromium
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev-venv migrate seed run test lint format bench database chromium clean
+.PHONY: help venv dev-venv migrate seed run test lint format bench database chromium wrk clean
 
 help:
 	@echo "make run    - install into .venv, migrate, load the demo, serve web+worker+beat on http://127.0.0.1:$(PORT)"
@@ -64,6 +64,14 @@ database: dev-venv
 	$(PY) .ci/create_database.py "$(TEST_DATABASE_URL)"
 
 # Browser tests drive Debian's Chromium through Playwright; install it once, quietly.
+wrk:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+		echo "Installing wrk for the pages load benchmark (apt-get)..."; \
+		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	fi
+
 chromium:
 	@if [ ! -x $(CHROMIUM) ]; then \
 		echo "Installing Chromium for the browser tests (apt-get)..."; \
@@ -87,7 +95,7 @@ format: dev-venv
 	$(VENV)/bin/ruff format .
 
 # Every script runs even when one fails; the target fails if any did.
-bench: database
+bench: database wrk
 	$(SERVICES_ENV) $(PY) manage.py migrate --noinput --verbosity 0
 	@failed=0; found=0; \
 	for script in benchmarks/*.py; do \
