@@ -232,11 +232,11 @@ def execution_start(*, strategy: Strategy, trigger: str = "schedule", dry_run: b
     row's lock: the second reads the row after the first commits and finds it held.
     """
     now = timezone.now()
-    StrategyClaim.objects.bulk_create(
-        [StrategyClaim(strategy=strategy, expires_at=now)], ignore_conflicts=True
-    )  # the row exists from here on; claiming is a locked read and update of it
     with transaction.atomic():
-        claim = _claim_locked(strategy.pk)
+        claim = StrategyClaim.objects.select_for_update().filter(pk=strategy.pk).first()
+        if claim is None:  # the strategy's first run: make its row (a racing maker's insert waits for ours), lock it
+            StrategyClaim.objects.bulk_create([StrategyClaim(strategy=strategy, expires_at=now)], ignore_conflicts=True)
+            claim = _claim_locked(strategy.pk)
         if _claim_is_live(claim, now):
             raise AlreadyRunning(f"strategy {strategy.pk} is already running (execution {claim.execution_id})")
         if claim.execution_id is not None:
