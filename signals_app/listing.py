@@ -6,6 +6,23 @@ from django.db import connection
 from django.db.models.expressions import RawSQL
 
 
+def newest_signal_ids_sql(signals, strategy_ids: list[int], *, offset: int, limit: int) -> tuple[str, list]:
+    """The SQL (and its parameters) of `newest_signal_ids`' query: one id column, newest first. A caller that
+    wants the rows themselves filters on `id IN (this)`, one round trip instead of two."""
+    per_strategy = (
+        signals.filter(strategy_id=RawSQL("chosen.id", ()))
+        .order_by("-generated_at", "-id")
+        .values_list("id", "generated_at")[: offset + limit]
+    )
+    sql, params = per_strategy.query.sql_with_params()
+    return (
+        "SELECT newest.id FROM unnest(%s::bigint[]) AS chosen(id) "
+        f"CROSS JOIN LATERAL ({sql}) AS newest "
+        "ORDER BY newest.generated_at DESC, newest.id DESC OFFSET %s LIMIT %s",
+        [list(strategy_ids), *params, offset, limit],
+    )
+
+
 def newest_signal_ids(signals, strategy_ids: list[int], *, offset: int, limit: int) -> list[int]:
     """The ids of `signals` (any filters applied) newest first, rows offset..offset+limit, over these strategies.
 
@@ -16,17 +33,7 @@ def newest_signal_ids(signals, strategy_ids: list[int], *, offset: int, limit: i
     """
     if not strategy_ids:
         return []
-    per_strategy = (
-        signals.filter(strategy_id=RawSQL("chosen.id", ()))
-        .order_by("-generated_at", "-id")
-        .values_list("id", "generated_at")[: offset + limit]
-    )
-    sql, params = per_strategy.query.sql_with_params()
+    sql, params = newest_signal_ids_sql(signals, strategy_ids, offset=offset, limit=limit)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT newest.id FROM unnest(%s::bigint[]) AS chosen(id) "
-            f"CROSS JOIN LATERAL ({sql}) AS newest "
-            "ORDER BY newest.generated_at DESC, newest.id DESC OFFSET %s LIMIT %s",
-            [list(strategy_ids), *params, offset, limit],
-        )
+        cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, OuterRef, Prefetch, Q, Subquery
+from django.db.models.expressions import RawSQL
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -24,7 +25,7 @@ from market.symbol_search import symbols_matching
 from orders.models import Order, OrderStatus
 from portfolio.models import PortfolioSnapshot, Position
 from portfolio.services import portfolio_valuation
-from signals_app.listing import newest_signal_ids
+from signals_app.listing import newest_signal_ids_sql
 from signals_app.models import TradingSignal
 from trading import forms, services
 from trading.middleware import profile_for_user, remember_time_zone
@@ -103,15 +104,25 @@ def strategies_with_last_run(user):
 # --- dashboard ----------------------------------------------------------------------------------------------------
 
 
-def recent_signals(user, strategies: list[Strategy], *, limit: int) -> list[TradingSignal]:
-    """The newest signals of these strategies: ids from the per-strategy index first, then those rows whole."""
-    ids = newest_signal_ids(TradingSignal.objects.all(), [s.pk for s in strategies], offset=0, limit=limit)
-    found = (
-        TradingSignal.objects.select_related("strategy", "symbol")
-        .only("generated_at", "action", "entry_price", "confidence", "strategy__name", "symbol__symbol")
-        .in_bulk(ids)
+RECENT_SIGNAL_FIELDS = ("id", "generated_at", "action", "entry_price", "confidence", "strategy__name", "symbol__symbol")
+
+
+def recent_signals(user, strategies: list[Strategy], *, limit: int) -> list[dict]:
+    """The newest signals of these strategies, newest first, in one query: the per-strategy index merge
+    (`newest_signal_ids_sql`) picks the ids, and only the columns the dashboard shows are read, as plain values
+    (building eight model instances and their related ones cost more than the query)."""
+    if not strategies:
+        return []
+    sql, params = newest_signal_ids_sql(TradingSignal.objects.all(), [s.pk for s in strategies], offset=0, limit=limit)
+    return list(
+        TradingSignal.objects.filter(pk__in=RawSQL(sql, params))
+        .order_by("-generated_at", "-id")
+        .values(*RECENT_SIGNAL_FIELDS)
     )
-    return [found[pk] for pk in ids if pk in found]
+
+
+# What the dashboard's broker card shows: the name, the kind, and what `can_trade` reads.
+CONNECTION_SUMMARY_FIELDS = ("name", "kind", "authenticated", "connected", "competing")
 
 
 @login_required
@@ -143,7 +154,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         ),
         "strategies": strategies,
         "signals": recent_signals(user, strategies, limit=8),
-        "connections": list(BrokerConnection.objects.filter(owner=user, replay_of__isnull=True)),
+        "connections": list(
+            BrokerConnection.objects.filter(owner=user, replay_of__isnull=True).only(*CONNECTION_SUMMARY_FIELDS)
+        ),
         "open_orders": live_orders(user).open().count(),
         "global_kill_switch": settings.TRADING_KILL_SWITCH,
         "killed": sum(1 for s in strategies if s.kill_switch),
