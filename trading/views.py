@@ -107,19 +107,31 @@ def strategies_with_last_run(user):
 RECENT_SIGNAL_FIELDS = ("id", "generated_at", "action", "entry_price", "confidence", "strategy__name", "symbol__symbol")
 
 
-def recent_signals(user, strategies: list[Strategy], *, limit: int) -> list[dict]:
+def recent_signals(user, strategies: list[dict], *, limit: int) -> list[dict]:
     """The newest signals of these strategies, newest first, in one query: the per-strategy index merge
     (`newest_signal_ids_sql`) picks the ids, and only the columns the dashboard shows are read, as plain values
     (building eight model instances and their related ones cost more than the query)."""
     if not strategies:
         return []
-    sql, params = newest_signal_ids_sql(TradingSignal.objects.all(), [s.pk for s in strategies], offset=0, limit=limit)
+    sql, params = newest_signal_ids_sql(
+        TradingSignal.objects.all(), [s["id"] for s in strategies], offset=0, limit=limit
+    )
     return list(
         TradingSignal.objects.filter(pk__in=RawSQL(sql, params))
         .order_by("-generated_at", "-id")
         .values(*RECENT_SIGNAL_FIELDS)
     )
 
+
+POSITION_ROW_FIELDS = (
+    "quantity",
+    "average_cost",
+    "stop_loss",
+    "take_profit",
+    "symbol__symbol",
+    "strategy__name",
+    "cost_basis",
+)
 
 # What the dashboard's broker card shows: the name, the kind, and what `can_trade` reads.
 CONNECTION_SUMMARY_FIELDS = ("name", "kind", "authenticated", "connected", "competing")
@@ -141,16 +153,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             unrealized_pnl=valuation.unrealized_pnl,
             taken_at=valuation.at,
         )
-    strategies = list(strategies_with_last_run(user))
+    # Plain value rows for the tables (model instances and their related ones cost more to build than the queries).
+    strategies = list(
+        strategies_with_last_run(user).values("id", "last_status", "last_execution_id", *STRATEGY_ROW_FIELDS)
+    )
     context = {
         "snapshot": snapshot,
         "positions": list(
             Position.objects.for_owner(user)
             .live()
             .open()
-            .select_related("symbol", "strategy")
-            .only("quantity", "average_cost", "stop_loss", "take_profit", "symbol__symbol", "strategy__name")
-            .annotate(cost_basis=ExpressionWrapper(F("quantity") * F("average_cost"), output_field=DecimalField()))[:20]
+            .annotate(cost_basis=ExpressionWrapper(F("quantity") * F("average_cost"), output_field=DecimalField()))
+            .values(*POSITION_ROW_FIELDS)[:20]
         ),
         "strategies": strategies,
         "signals": recent_signals(user, strategies, limit=8),
@@ -159,8 +173,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         ),
         "open_orders": live_orders(user).open().count(),
         "global_kill_switch": settings.TRADING_KILL_SWITCH,
-        "killed": sum(1 for s in strategies if s.kill_switch),
-        "running": any(s.last_status == ExecutionStatus.RUNNING for s in strategies),
+        "killed": sum(1 for s in strategies if s["kill_switch"]),
+        "running": any(s["last_status"] == ExecutionStatus.RUNNING for s in strategies),
     }
     return render_page(request, "trading/dashboard.html", context, partial="strategies")
 
