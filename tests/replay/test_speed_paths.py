@@ -60,12 +60,13 @@ def test_bars_that_are_not_a_window_of_the_history_get_indicators_computed_on_th
         pd.testing.assert_frame_equal(sliced[config.name], compute(other, config.indicator_type, config.parameters))
 
 
-def test_a_chart_drawn_ahead_on_the_pool_is_the_png_the_executor_would_draw(spy, spy_frame):
-    # given a replay's source standing at a cursor, and a prefetcher over the next steps
+def _prefetching(spy, spy_frame, *, configs: int, steps: tuple[int, int], drawn: int):
+    """A replay clock and source over SPY, indicators for the first `configs` configurations, and a one-worker
+    prefetcher over the bars at positions steps[0]..steps[1]."""
     clock = ReplayClock(BarSize.D1)
     source = ReplayBarSource(spy, spy_frame, clock)
-    provider = ReplayIndicators(spy_frame, _configs()[:5])
-    cursors = [t.to_pydatetime() for t in spy_frame.index[400:404]]
+    provider = ReplayIndicators(spy_frame, _configs()[:configs])
+    cursors = [t.to_pydatetime() for t in spy_frame.index[steps[0] : steps[1]]]
     prefetcher = ChartPrefetcher(
         source=source,
         indicators=provider,
@@ -73,9 +74,15 @@ def test_a_chart_drawn_ahead_on_the_pool_is_the_png_the_executor_would_draw(spy,
         symbol="SPY",
         bar_size=BarSize.D1,
         window=WINDOW,
-        drawn=120,
+        drawn=drawn,
         workers=1,
     )
+    return clock, source, provider, cursors, prefetcher
+
+
+def test_a_chart_drawn_ahead_on_the_pool_is_the_png_the_executor_would_draw(spy, spy_frame):
+    # given a replay's source standing at a cursor, and a prefetcher over the next steps
+    clock, source, provider, cursors, prefetcher = _prefetching(spy, spy_frame, configs=5, steps=(400, 404), drawn=120)
     try:
         clock.advance_to(cursors[0])
         prefetcher.prefetch(0)
@@ -138,20 +145,7 @@ def test_a_replay_step_reads_the_strategy_and_indicator_configs_once_per_replay_
 
 def test_a_chart_worker_that_dies_costs_the_step_nothing_but_time(spy, spy_frame):
     # given charts being drawn ahead, and the pool's worker killed before it answers
-    clock = ReplayClock(BarSize.D1)
-    source = ReplayBarSource(spy, spy_frame, clock)
-    provider = ReplayIndicators(spy_frame, _configs()[:2])
-    cursors = [t.to_pydatetime() for t in spy_frame.index[500:503]]
-    prefetcher = ChartPrefetcher(
-        source=source,
-        indicators=provider,
-        cursors=cursors,
-        symbol="SPY",
-        bar_size=BarSize.D1,
-        window=WINDOW,
-        drawn=60,
-        workers=1,
-    )
+    clock, source, provider, cursors, prefetcher = _prefetching(spy, spy_frame, configs=2, steps=(500, 503), drawn=60)
     try:
         clock.advance_to(cursors[0])
         prefetcher.prefetch(0)
