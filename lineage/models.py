@@ -14,7 +14,10 @@ class LineageStatus(models.TextChoices):
 class LineageRecord(models.Model):
     """One step of one execution: what went in, what came out, how long it took, and whether it worked."""
 
-    execution = models.ForeignKey("trading.StrategyExecution", on_delete=models.CASCADE, related_name="lineage")
+    # No index of its own: lineage_execution_step (execution, step_number) serves every lookup by execution.
+    execution = models.ForeignKey(
+        "trading.StrategyExecution", on_delete=models.CASCADE, related_name="lineage", db_index=False
+    )
     step_name = models.CharField(max_length=64)
     step_number = models.PositiveSmallIntegerField()
     input_data = models.JSONField(default=dict, blank=True)

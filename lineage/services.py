@@ -45,7 +45,7 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def lineage_record(
+def lineage_build(
     *,
     execution,
     step_name: str,
@@ -57,10 +57,10 @@ def lineage_record(
     error: str = "",
     duration_ms: int = 0,
 ) -> LineageRecord:
-    """Record one step. A step is recorded once per execution: recording it again returns the first record."""
+    """One step's record, not saved yet (lineage_record saves it; lineage_record_many saves several at once)."""
     if status == LineageStatus.ERROR and not error:
         error = "unknown error"
-    record = LineageRecord(
+    return LineageRecord(
         execution=execution,
         step_name=step_name,
         step_number=step_number,
@@ -72,6 +72,12 @@ def lineage_record(
         duration_ms=max(0, int(duration_ms)),
         recorded_at=timezone.now(),
     )
+
+
+def lineage_record(**fields) -> LineageRecord:
+    """Record one step (the fields of lineage_build). A step is recorded once per execution: recording it again
+    returns the first record."""
+    record = lineage_build(**fields)
     try:
         if transaction.get_connection().in_atomic_block:
             with transaction.atomic():  # a savepoint: a duplicate must not break the caller's transaction
@@ -79,11 +85,18 @@ def lineage_record(
         else:
             record.save()  # autocommit: one INSERT, committed on its own, and a duplicate changes nothing
     except IntegrityError:
-        existing = lineage_recorded(execution=execution, step_name=step_name)
+        existing = lineage_recorded(execution=record.execution, step_name=record.step_name)
         if existing is None:
             raise
         return existing
     return record
+
+
+def lineage_record_many(records: list[LineageRecord]) -> None:
+    """Save built records in one INSERT. For a writer that knows none of them is recorded yet (an execution it
+    started itself): a duplicate is an IntegrityError, not read back."""
+    if records:
+        LineageRecord.objects.bulk_create(records)
 
 
 def lineage_recorded(*, execution, step_name: str) -> LineageRecord | None:

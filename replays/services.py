@@ -413,10 +413,10 @@ class _Books:
 def _execute(shadow: Strategy, context) -> Outcome:
     """One run of the live executor at the replay clock's instant, with the replay's clock, bars and broker."""
     from trading import executor
-    from trading.services import execution_start
+    from trading.services import REPLAY_TRIGGER, execution_start
 
-    execution = execution_start(strategy=shadow, trigger="replay")
-    return executor.execute(execution.pk, context=context)
+    execution = execution_start(strategy=shadow, trigger=REPLAY_TRIGGER)
+    return executor.execute(execution.pk, context=context, started=execution)
 
 
 def _account(replay: Replay) -> tuple[Decimal, Decimal]:
@@ -433,13 +433,13 @@ def _account(replay: Replay) -> tuple[Decimal, Decimal]:
 
 
 def _record_step(replay: Replay, index: int, timestamp, close, outcome, clock, books: _Books) -> ReplayStep:
-    signal = (
-        TradingSignal.objects.filter(pk=outcome.signal_id)
-        .values("action", "confidence", "entry_price", "stop_loss", "take_profit")
-        .first()
-        if outcome.signal_id
-        else None
-    )
+    fields = ("action", "confidence", "entry_price", "stop_loss", "take_profit")
+    if outcome.signal is not None:
+        signal = {name: getattr(outcome.signal, name) for name in fields}
+    elif outcome.signal_id:
+        signal = TradingSignal.objects.filter(pk=outcome.signal_id).values(*fields).first()
+    else:
+        signal = None
     usage = {"cost": None, "sent": 0, "hits": 0, "input_tokens": None, "output_tokens": None}
     if replay.analyst != Analyst.RULES:  # the rules analyst records no LLM calls
         usage = LLMCall.objects.filter(execution_id=outcome.execution_id).aggregate(

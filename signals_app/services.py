@@ -112,7 +112,6 @@ def llm_call_record_cache_hit(
 # --- signals --------------------------------------------------------------------------------------------------------
 
 
-@transaction.atomic
 def signal_record(
     *,
     strategy,

@@ -36,7 +36,14 @@ from django.conf import settings
 from django.db import transaction
 
 from lineage.models import LineageRecord, LineageStatus
-from lineage.services import ERROR_STEP, ERROR_STEP_NUMBER, lineage_record, lineage_recorded
+from lineage.services import (
+    ERROR_STEP,
+    ERROR_STEP_NUMBER,
+    lineage_build,
+    lineage_record,
+    lineage_record_many,
+    lineage_recorded,
+)
 from market.charts import render_chart, store_chart
 from market.clock import FixedClock, clock_for_strategy
 from market.indicators import compute, warmup_bars
@@ -115,6 +122,7 @@ class Outcome:
     order_ids: list[int] = field(default_factory=list)
     error: str = ""
     handoff_queue: str | None = None
+    signal: Any = field(default=None, repr=False)  # the TradingSignal itself, when this call had it in hand
 
 
 @dataclass
@@ -161,6 +169,9 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     memo: dict = field(default_factory=dict)
     context: RunContext | None = None  # a replay's step (see RunContext); None for live runs
+    # A replay's run of an execution it has just started writes its lineage with its next write (see `record`).
+    defers_lineage: bool = False
+    pending: list[LineageRecord] = field(default_factory=list)
 
     def recorded(self, step_name: str) -> LineageRecord | None:
         """The step as this execution already recorded it (read once per task: one query, not one per step)."""
@@ -169,6 +180,32 @@ class Run:
                 record.step_name: record for record in LineageRecord.objects.filter(execution=self.execution)
             }
         return self.memo["recorded"].get(step_name)
+
+    def record(self, **fields) -> LineageRecord:
+        """Record a step of this execution in lineage. A run that defers its lineage keeps the record until its
+        next write (`flush`): the parse_signal and execution_complete transactions, the order service, the close of
+        a skipped or failed run. That is one INSERT for several steps, and safe where a lost record costs nothing:
+        a replay's steps before the signal write nothing else, and a replay whose runner dies redoes its step."""
+        if not self.defers_lineage:
+            return lineage_record(execution=self.execution, **fields)
+        record = lineage_build(execution=self.execution, **fields)
+        self.pending.append(record)
+        return record
+
+    def flush(self) -> None:
+        """Write the deferred records (nothing for a run that records each step as it goes)."""
+        records, self.pending = self.pending, []
+        try:
+            lineage_record_many(records)
+        except BaseException:
+            self.pending = records + self.pending
+            raise
+
+    def unflush(self, records: list[LineageRecord]) -> None:
+        """The transaction that wrote these records rolled back: they are pending again."""
+        for record in records:
+            record.pk, record._state.adding = None, True
+        self.pending = records + [record for record in self.pending if record not in records]
 
     def reported(self, record: LineageRecord, *, read_back: bool) -> None:
         if self.on_step is not None:
@@ -204,11 +241,11 @@ def step(name: str, *, restore: Callable[..., Any], atomic: bool = False):
             if queue:
                 raise Handoff(name, queue)
             started = time.monotonic()
+            unsaved = list(run.pending)
             try:
                 with transaction.atomic() if atomic else nullcontext():
                     result = func(run, *args)
-                    record = lineage_record(
-                        execution=run.execution,
+                    record = run.record(
                         step_name=name,
                         step_number=STEP_NUMBERS[name],
                         input_data=result.input,
@@ -219,11 +256,17 @@ def step(name: str, *, restore: Callable[..., Any], atomic: bool = False):
                         status=result.status,
                         duration_ms=_ms(started),
                     )
+                    if atomic:
+                        run.flush()  # the step's writes and the lineage so far commit together
             except Skip as skip:
+                if atomic:
+                    run.unflush(unsaved)
                 record = _record_problem(run, name, started, LineageStatus.SKIPPED, str(skip))
                 run.reported(record, read_back=False)
                 raise
             except Exception as exc:
+                if atomic:
+                    run.unflush(unsaved)
                 record = _record_problem(run, name, started, LineageStatus.ERROR, _describe(exc))
                 run.reported(record, read_back=False)
                 raise StepFailed(name, exc) from exc
@@ -236,8 +279,7 @@ def step(name: str, *, restore: Callable[..., Any], atomic: bool = False):
 
 
 def _record_problem(run: Run, name: str, started: float, status: str, message: str) -> LineageRecord:
-    return lineage_record(
-        execution=run.execution,
+    return run.record(
         step_name=name,
         step_number=STEP_NUMBERS[name],
         status=status,
@@ -259,14 +301,32 @@ def _describe(exc: BaseException) -> str:
 # --- the workflow --------------------------------------------------------------------------------------------------
 
 
-def execute(execution_id, *, queue: str | None = None, on_step=None, context: RunContext | None = None) -> Outcome:
-    """Run (or resume) one execution to its end, or to the point where it hands off to another queue."""
+def execute(
+    execution_id,
+    *,
+    queue: str | None = None,
+    on_step=None,
+    context: RunContext | None = None,
+    started: StrategyExecution | None = None,
+) -> Outcome:
+    """Run (or resume) one execution to its end, or to the point where it hands off to another queue.
+
+    `started` is the execution itself when the caller has just made it with execution_start (a replay's step): it
+    is RUNNING and has recorded nothing, so neither is read back, and a replay's run defers its lineage (Run.record).
+    """
+    if started is not None:
+        run = Run(execution=started, context=context, defers_lineage=context is not None)
+        run.memo["recorded"] = {}
+        return _run(run)
     execution = StrategyExecution.objects.select_related("strategy").filter(pk=execution_id).first()
     if execution is None:
         return Outcome(execution_id=str(execution_id), status="GONE")
     if execution.status != ExecutionStatus.RUNNING:
         return _outcome_of_finished(execution)
-    run = Run(execution=execution, queue=queue, on_step=on_step, context=context)
+    return _run(Run(execution=execution, queue=queue, on_step=on_step, context=context))
+
+
+def _run(run: Run) -> Outcome:
     try:
         strategy = load_strategy(run)
         bars = fetch_market_data(run, strategy)
@@ -278,7 +338,8 @@ def execute(execution_id, *, queue: str | None = None, on_step=None, context: Ru
         orders = place_order(run, strategy, signal, decision)
         return execution_complete(run, signal, orders)
     except Handoff as handoff:
-        return Outcome(execution_id=str(execution.pk), status=ExecutionStatus.RUNNING, handoff_queue=handoff.queue)
+        run.flush()
+        return Outcome(execution_id=str(run.execution.pk), status=ExecutionStatus.RUNNING, handoff_queue=handoff.queue)
     except Skip as skip:
         return _close_skipped(run, str(skip))
     except StepFailed as failure:
@@ -658,6 +719,7 @@ def place_order(run: Run, strategy: Strategy, signal, decision: dict) -> StepRes
         elif not decision["allowed"]:
             note = "no order: " + "; ".join(decision["refusals"])
         elif signal.action == "BUY":
+            run.flush()  # the run's lineage so far is written before an order is
             bracket = (
                 Bracket(stop_price=signal.stop_loss, take_profit=signal.take_profit)
                 if strategy.use_bracket_orders
@@ -685,6 +747,7 @@ def place_order(run: Run, strategy: Strategy, signal, decision: dict) -> StepRes
                 " with a GTC stop and target" if bracket else ""
             )
         elif signal.action == "SELL":
+            run.flush()
             position = Position.objects.get(pk=decision["exit_position_id"])
             placed = [
                 position_exit_place(
@@ -733,12 +796,13 @@ def _order_summary(order) -> dict:
     }
 
 
-def _complete_restore(run: Run, output: dict, *args) -> Outcome:
+def _complete_restore(run: Run, output: dict, *args, signal=None) -> Outcome:
     return Outcome(
         execution_id=str(run.execution.pk),
         status=output["status"],
         signal_id=output.get("signal_id"),
         order_ids=output.get("order_ids", []),
+        signal=signal,
     )
 
 
@@ -755,7 +819,9 @@ def execution_complete(run: Run, signal, orders: list) -> StepResult:
         "order_ids": [order.pk for order in orders],
         "total_duration_ms": total_ms,
     }
-    return StepResult(input={"execution_id": run.execution.pk}, output=output, value=_complete_restore(run, output))
+    return StepResult(
+        input={"execution_id": run.execution.pk}, output=output, value=_complete_restore(run, output, signal=signal)
+    )
 
 
 # --- closing a run that did not complete ------------------------------------------------------------------------
@@ -763,8 +829,7 @@ def execution_complete(run: Run, signal, orders: list) -> StepResult:
 
 def _close_skipped(run: Run, reason: str) -> Outcome:
 
-    record = lineage_record(
-        execution=run.execution,
+    record = run.record(
         step_name="execution_complete",
         step_number=STEP_NUMBERS["execution_complete"],
         status=LineageStatus.SKIPPED,
@@ -772,6 +837,7 @@ def _close_skipped(run: Run, reason: str) -> Outcome:
         metadata={"strategy_id": run.execution.strategy_id},
         duration_ms=_ms(run.started),
     )
+    run.flush()
     run.reported(record, read_back=False)
     execution_finish(execution=run.execution, status=ExecutionStatus.SKIPPED, error=reason)
     return Outcome(execution_id=str(run.execution.pk), status=ExecutionStatus.SKIPPED, error=reason)
@@ -781,8 +847,7 @@ def _close_failed(run: Run, step_name: str, error: BaseException) -> Outcome:
 
     message = f"{step_name}: {_describe(error)}"
     logger.warning("execution %s failed at %s", run.execution.pk, message)
-    record = lineage_record(
-        execution=run.execution,
+    record = run.record(
         step_name=ERROR_STEP,
         step_number=ERROR_STEP_NUMBER,
         status=LineageStatus.ERROR,
@@ -792,8 +857,10 @@ def _close_failed(run: Run, step_name: str, error: BaseException) -> Outcome:
         metadata={"strategy_id": run.execution.strategy_id},
         duration_ms=_ms(run.started),
     )
+    run.flush()
     run.reported(record, read_back=False)
-    if execution_finish(execution=run.execution, status=ExecutionStatus.FAILED, error=message):
+    finished = execution_finish(execution=run.execution, status=ExecutionStatus.FAILED, error=message)
+    if finished and run.context is None:  # a replay stops at a failed run and reports it: nobody is notified
         delivered = notify_run_failed(execution=run.execution)
         lineage_record(
             execution=run.execution,

@@ -221,6 +221,9 @@ def _crontab_drop_if_unused(crontab_id: int | None) -> None:
 # --- executions and the claim -------------------------------------------------------------------------------------
 
 
+REPLAY_TRIGGER = "replay"  # StrategyExecution.trigger of a replay's step
+
+
 class AlreadyRunning(Exception):
     """The strategy is held by another execution whose claim has not lapsed."""
 
@@ -245,9 +248,10 @@ def execution_start(*, strategy: Strategy, trigger: str = "schedule", dry_run: b
             execution_id=uuid.uuid4(), strategy=strategy, trigger=trigger, dry_run=dry_run, started_at=now
         )
         StrategyClaim.objects.filter(strategy=strategy).update(execution=execution, expires_at=now + CLAIM_TTL)
-        zone = strategy.schedule_timezone or DEFAULT_TIMEZONE
-        next_at = cron_next(strategy.schedule_cron, zone, after=now) if strategy.is_active else None
-        Strategy.objects.filter(pk=strategy.pk).update(last_execution_at=now, next_execution_at=next_at)
+        if trigger != REPLAY_TRIGGER:  # a replay's copy of a strategy has no schedule to keep
+            zone = strategy.schedule_timezone or DEFAULT_TIMEZONE
+            next_at = cron_next(strategy.schedule_cron, zone, after=now) if strategy.is_active else None
+            Strategy.objects.filter(pk=strategy.pk).update(last_execution_at=now, next_execution_at=next_at)
     return execution
 
 
@@ -327,7 +331,8 @@ def execution_finish(*, execution: StrategyExecution, status: str, error: str = 
     """Close a RUNNING execution (COMPLETED, SKIPPED or FAILED) and release its claim. False if it was already
     closed: finishing is a claim too, so a run and a resumed copy of it cannot both close it."""
     now = timezone.now()
-    with transaction.atomic():
+    # Inside a caller's transaction (the execution_complete step) a failure fails that transaction: no savepoint.
+    with transaction.atomic(savepoint=False):
         changed = StrategyExecution.objects.filter(pk=execution.pk, status=ExecutionStatus.RUNNING).update(
             status=status, error=error[:10_000], finished_at=max(now, execution.started_at)
         )

@@ -133,14 +133,14 @@ def test_a_replay_step_reads_the_strategy_and_indicator_configs_once_per_replay_
         replay = replay_run(replay=replay)
 
     # then the strategy and its indicator configs are read a fixed number of times, not once per step, and the
-    # whole run stays under a per-step bound (today ~62 statements a step, BEGIN/COMMIT included; was ~70)
+    # whole run stays under a per-step bound (today ~19 statements a step, SAVEPOINTs included; was ~62)
     assert replay.status == "COMPLETED" and replay.steps_done == 19
     statements = [q["sql"] for q in queries.captured_queries]
     strategy_reads = [s for s in statements if s.startswith('SELECT "trading_strategy"."id"')]
     config_reads = [s for s in statements if s.startswith('SELECT "trading_indicatorconfig"."id"')]
     assert len(strategy_reads) <= 4
     assert len(config_reads) <= 4
-    assert len(statements) / replay.steps_done < 66
+    assert len(statements) / replay.steps_done < 22
 
 
 def test_a_chart_worker_that_dies_costs_the_step_nothing_but_time(spy, spy_frame):
@@ -169,3 +169,92 @@ def test_a_chart_worker_that_dies_costs_the_step_nothing_but_time(spy, spy_frame
         )
     finally:
         prefetcher.close()
+
+
+def _lineage_by_execution(replay) -> dict[str, list[tuple[int, str, str]]]:
+    from lineage.models import LineageRecord
+
+    records = LineageRecord.objects.filter(execution__strategy=replay.shadow_strategy).order_by("step_number")
+    lineage: dict[str, list[tuple[int, str, str]]] = {}
+    for execution_id, number, name, status in records.values_list("execution_id", "step_number", "step_name", "status"):
+        lineage.setdefault(str(execution_id), []).append((number, name, status))
+    return lineage
+
+
+def test_a_replay_step_writes_its_nine_lineage_records_with_its_writes_not_one_insert_each(rules_strategy):
+    from orders.models import Order
+    from trading.executor import STEPS
+
+    # given a month of daily steps with the rules analyst
+    replay = replay_create(
+        owner=rules_strategy.owner,
+        strategy=rules_strategy,
+        start=dt.date(2010, 2, 1),
+        end=dt.date(2010, 2, 26),
+        render_charts=False,
+    )
+
+    # when it runs
+    with CaptureQueriesContext(connection) as queries:
+        replay = replay_run(replay=replay)
+
+    # then every step's run has its nine records, in order, all successful or a recorded refusal
+    lineage = _lineage_by_execution(replay)
+    assert len(lineage) == replay.steps_done == 19
+    for records in lineage.values():
+        assert [(number, name) for number, name, _ in records] == list(enumerate(STEPS, start=1))
+        assert {status for *_, status in records} <= {"success", "skipped"}
+    # written a few at a time: with the signal, before an order is sent, and with the close
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "lineage_lineagerecord"')]
+    orders = Order.objects.filter(strategy=replay.shadow_strategy).values("signal_id").distinct().count()
+    assert len(inserts) <= 2 * replay.steps_done + orders
+
+
+@pytest.mark.parametrize(
+    "breakage, reason",
+    [
+        ({"confidence": 5}, "check constraint"),  # refused at once, before the step writes its lineage
+        ({"execution_id": "00000000-0000-4000-8000-000000000000"}, "foreign key constraint"),  # refused at COMMIT
+    ],
+    ids=["refused-at-once", "refused-at-commit"],
+)
+@pytest.mark.django_db(transaction=True)  # real commits: a deferred foreign key is checked at COMMIT
+def test_a_replay_step_whose_signal_write_fails_still_records_every_step_before_it(
+    rules_strategy, monkeypatch, breakage, reason
+):
+    from lineage.models import LineageRecord
+    from orders.models import Order
+    from signals_app.models import TradingSignal
+    from trading import executor
+
+    # given a signal write the database refuses, inside the parse_signal transaction that also writes the lineage
+    # of the steps before it
+    real_record = executor.signal_record
+
+    def refused_signal(**fields):
+        signal = real_record(**fields)
+        TradingSignal.objects.filter(pk=signal.pk).update(**breakage)
+        return signal
+
+    monkeypatch.setattr(executor, "signal_record", refused_signal)
+    replay = replay_create(
+        owner=rules_strategy.owner,
+        strategy=rules_strategy,
+        start=dt.date(2010, 2, 1),
+        end=dt.date(2010, 2, 5),
+        render_charts=False,
+    )
+
+    # when the first step's transaction rolls back
+    replay = replay_run(replay=replay)
+
+    # then the replay stopped there with no signal and no order, and the lineage holds the five steps before it, the
+    # failed step with the database's reason, and the error that closed the run
+    assert replay.status == "FAILED" and replay.steps_done == 1
+    assert not TradingSignal.objects.filter(strategy=replay.shadow_strategy).exists()
+    assert not Order.objects.filter(strategy=replay.shadow_strategy).exists()
+    [records] = _lineage_by_execution(replay).values()
+    assert [name for _, name, _ in records] == [*executor.STEPS[:6], "execution_error"]
+    assert [status for *_, status in records] == ["success"] * 5 + ["error", "error"]
+    failed = LineageRecord.objects.get(execution__strategy=replay.shadow_strategy, step_name="parse_signal")
+    assert reason in failed.error and "IntegrityError" in failed.error
