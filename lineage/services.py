@@ -94,9 +94,27 @@ def lineage_record(**fields) -> LineageRecord:
 
 def lineage_record_many(records: list[LineageRecord]) -> None:
     """Save built records in one INSERT. For a writer that knows none of them is recorded yet (an execution it
-    started itself): a duplicate is an IntegrityError, not read back."""
-    if records:
-        LineageRecord.objects.bulk_create(records)
+    started itself): a duplicate is an IntegrityError, not read back.
+
+    A plain multi-row VALUES statement: bulk_create on PostgreSQL sends each column as an array for UNNEST, and
+    quoting JSON documents into array literals costs more than the insert itself for a handful of rows."""
+    if not records:
+        return
+    connection = transaction.get_connection()
+    fields = [field for field in LineageRecord._meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = (
+        f"INSERT INTO {quote(LineageRecord._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES {', '.join([row] * len(records))} RETURNING {quote(LineageRecord._meta.pk.column)}"
+    )
+    params = [
+        field.get_db_prep_save(getattr(record, field.attname), connection) for record in records for field in fields
+    ]
+    with connection.cursor() as cursor:  # one statement: atomic on its own
+        cursor.execute(sql, params)
+        for record, (pk,) in zip(records, cursor.fetchall(), strict=True):
+            record.pk, record._state.adding, record._state.db = pk, False, connection.alias
 
 
 def lineage_recorded(*, execution, step_name: str) -> LineageRecord | None:

@@ -27,6 +27,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from market.clock import MarketClock, WallClock
@@ -679,17 +680,26 @@ def orders_sync(*, broker_connection, broker: Broker | None = None, clock: Marke
 
 
 def _record_executions(executions: list[Execution], ours) -> list[Trade]:
-    by_broker_id = {o.broker_order_id: o for o in ours.exclude(broker_order_id="")}
-    by_client_id = {o.client_order_id: o for o in ours}
     known = set(
         Trade.objects.filter(broker_execution_id__in=[e.execution_id for e in executions]).values_list(
             "broker_execution_id", flat=True
         )
     )
+    fresh = [e for e in executions if e.execution_id not in known]
+    if not fresh:
+        return []
+    # only the orders these executions name, not the connection's whole history
+    named = ours.filter(
+        Q(broker_order_id__in={e.broker_order_id for e in fresh if e.broker_order_id})
+        | Q(client_order_id__in={e.order_ref for e in fresh if e.order_ref})
+    )
+    by_broker_id, by_client_id = {}, {}
+    for order in named:
+        if order.broker_order_id:
+            by_broker_id[order.broker_order_id] = order
+        by_client_id[order.client_order_id] = order
     created = []
-    for execution in sorted(executions, key=lambda e: e.executed_at):
-        if execution.execution_id in known:
-            continue
+    for execution in sorted(fresh, key=lambda e: e.executed_at):
         order = by_broker_id.get(execution.broker_order_id) or by_client_id.get(execution.order_ref)
         if order is None:
             continue  # not ours: placed elsewhere (TWS, Mobile) on the same account

@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Replay, ReplayStep], None]
 CENT = Decimal("0.01")
+# What a running replay counts as it goes (only its runner writes them: it keeps them and writes them whole)
+COUNTERS = ("steps_done", "analyst_calls", "cache_hits", "input_tokens", "output_tokens", "llm_cost_usd")
 
 
 class StepFailed(Exception):
@@ -305,7 +307,6 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
             clock.advance_to(timestamp)
             if charts is not None:
                 charts.prefetch(index)
-            books.track(broker, clock)
             context = RunContext(
                 clock=clock,
                 bar_source=source,
@@ -318,9 +319,7 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
                 indicator_frames=indicators.window,
                 chart_renderer=charts.render if charts is not None else None,
             )
-            outcome = _execute(shadow, context)
-            books.placed = books.placed or bool(outcome.order_ids)
-            step = _record_step(replay, index, timestamp, close, outcome, clock, books)
+            step, outcome = _step(replay, index, timestamp, close, shadow, context, books)
             if outcome.status == ExecutionStatus.FAILED:
                 # A replay with holes would judge a different strategy: it stops at the first failed run.
                 raise StepFailed(f"the run at {timestamp:%Y-%m-%d %H:%M} failed: {outcome.error}")
@@ -332,6 +331,34 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
         if charts is not None:
             charts.close()
     return ReplayStatus.COMPLETED
+
+
+def _step(replay: Replay, index: int, timestamp, close, shadow: Strategy, context, books: _Books):
+    """One step: the orders tracked to the clock, the live executor's run, and the step's row.
+
+    With the rules analyst the step commits as one transaction, so a runner that dies leaves the replay between two
+    steps and a resumed replay goes on from the first step without a row. A step whose transaction fails (a database
+    error, a constraint checked at COMMIT) is rolled back and run again the live way, committing write by write, so
+    the failure is recorded in lineage where it happened. An LLM analyst's step always runs the live way: no
+    transaction is held across an LLM call, and an answer paid for is never rolled back."""
+    counters = {name: getattr(replay, name) for name in COUNTERS}
+    if replay.analyst == Analyst.RULES:
+        try:
+            with transaction.atomic():
+                return _step_writes(replay, index, timestamp, close, shadow, context, books)
+        except Exception:
+            logger.warning("replay %s: step %s rolled back; running it again write by write", replay.pk, index)
+            books.forget()
+            for name, value in counters.items():
+                setattr(replay, name, value)
+    return _step_writes(replay, index, timestamp, close, shadow, context, books)
+
+
+def _step_writes(replay: Replay, index: int, timestamp, close, shadow: Strategy, context, books: _Books):
+    books.track(context.broker, context.clock)
+    outcome = _execute(shadow, context)
+    books.placed = books.placed or bool(outcome.order_ids)
+    return _record_step(replay, index, timestamp, close, outcome, context.clock, books), outcome
 
 
 def _chart_prefetcher(replay: Replay, shadow: Strategy, source, indicators, bars, *, steps: int):
@@ -380,7 +407,12 @@ class _Books:
 
     def __init__(self, replay: Replay) -> None:
         self.replay = replay
-        self.placed = True  # unknown at the start (a resumed replay, a runner that died between fill and booking)
+        self.forget()
+
+    def forget(self) -> None:
+        """Know nothing yet: at the start (a resumed replay, a runner that died between fill and booking), or after
+        a step's transaction rolled back what this knew."""
+        self.placed = True
         self.open_orders = True
         self.changed = True
         self.account: tuple[Decimal, Decimal] | None = None
@@ -476,9 +508,8 @@ def _record_step(replay: Replay, index: int, timestamp, close, outcome, clock, b
     replay.input_tokens += usage["input_tokens"] or 0
     replay.output_tokens += usage["output_tokens"] or 0
     replay.llm_cost_usd += step.llm_cost_usd
-    counters = ["steps_done", "analyst_calls", "cache_hits", "input_tokens", "output_tokens", "llm_cost_usd"]
     Replay.objects.filter(pk=replay.pk).update(
-        heartbeat_at=timezone.now(), **{name: getattr(replay, name) for name in counters}
+        heartbeat_at=timezone.now(), **{name: getattr(replay, name) for name in COUNTERS}
     )
     return step
 

@@ -172,6 +172,9 @@ class Run:
     # A replay's run of an execution it has just started writes its lineage with its next write (see `record`).
     defers_lineage: bool = False
     pending: list[LineageRecord] = field(default_factory=list)
+    # ... and when the replay runs it inside a transaction of its own, the whole run commits or rolls back as one:
+    # its lineage is written once, at the close, and its own transactions add no savepoints.
+    in_callers_transaction: bool = False
 
     def recorded(self, step_name: str) -> LineageRecord | None:
         """The step as this execution already recorded it (read once per task: one query, not one per step)."""
@@ -184,16 +187,20 @@ class Run:
     def record(self, **fields) -> LineageRecord:
         """Record a step of this execution in lineage. A run that defers its lineage keeps the record until its
         next write (`flush`): the parse_signal and execution_complete transactions, the order service, the close of
-        a skipped or failed run. That is one INSERT for several steps, and safe where a lost record costs nothing:
-        a replay's steps before the signal write nothing else, and a replay whose runner dies redoes its step."""
+        a skipped or failed run; or, inside its caller's transaction, until the close. That is one INSERT for several
+        steps, and safe where a lost record costs nothing: a replay's steps before the signal write nothing else,
+        and a replay whose runner dies redoes its step."""
         if not self.defers_lineage:
             return lineage_record(execution=self.execution, **fields)
         record = lineage_build(execution=self.execution, **fields)
         self.pending.append(record)
         return record
 
-    def flush(self) -> None:
-        """Write the deferred records (nothing for a run that records each step as it goes)."""
+    def flush(self, *, closing: bool = False) -> None:
+        """Write the deferred records (nothing for a run that records each step as it goes); before the close, not
+        for a run inside its caller's transaction, which writes them all at its close."""
+        if self.in_callers_transaction and not closing:
+            return
         records, self.pending = self.pending, []
         try:
             lineage_record_many(records)
@@ -243,7 +250,7 @@ def step(name: str, *, restore: Callable[..., Any], atomic: bool = False):
             started = time.monotonic()
             unsaved = list(run.pending)
             try:
-                with transaction.atomic() if atomic else nullcontext():
+                with transaction.atomic(savepoint=not run.in_callers_transaction) if atomic else nullcontext():
                     result = func(run, *args)
                     record = run.record(
                         step_name=name,
@@ -257,7 +264,8 @@ def step(name: str, *, restore: Callable[..., Any], atomic: bool = False):
                         duration_ms=_ms(started),
                     )
                     if atomic:
-                        run.flush()  # the step's writes and the lineage so far commit together
+                        # the step's writes and the lineage so far commit together
+                        run.flush(closing=name == "execution_complete")
             except Skip as skip:
                 if atomic:
                     run.unflush(unsaved)
@@ -315,7 +323,9 @@ def execute(
     is RUNNING and has recorded nothing, so neither is read back, and a replay's run defers its lineage (Run.record).
     """
     if started is not None:
-        run = Run(execution=started, context=context, defers_lineage=context is not None)
+        replay = context is not None
+        in_transaction = replay and transaction.get_connection().in_atomic_block
+        run = Run(execution=started, context=context, defers_lineage=replay, in_callers_transaction=in_transaction)
         run.memo["recorded"] = {}
         return _run(run)
     execution = StrategyExecution.objects.select_related("strategy").filter(pk=execution_id).first()
@@ -338,7 +348,7 @@ def _run(run: Run) -> Outcome:
         orders = place_order(run, strategy, signal, decision)
         return execution_complete(run, signal, orders)
     except Handoff as handoff:
-        run.flush()
+        run.flush(closing=True)
         return Outcome(execution_id=str(run.execution.pk), status=ExecutionStatus.RUNNING, handoff_queue=handoff.queue)
     except Skip as skip:
         return _close_skipped(run, str(skip))
@@ -837,7 +847,7 @@ def _close_skipped(run: Run, reason: str) -> Outcome:
         metadata={"strategy_id": run.execution.strategy_id},
         duration_ms=_ms(run.started),
     )
-    run.flush()
+    run.flush(closing=True)
     run.reported(record, read_back=False)
     execution_finish(execution=run.execution, status=ExecutionStatus.SKIPPED, error=reason)
     return Outcome(execution_id=str(run.execution.pk), status=ExecutionStatus.SKIPPED, error=reason)
@@ -857,7 +867,7 @@ def _close_failed(run: Run, step_name: str, error: BaseException) -> Outcome:
         metadata={"strategy_id": run.execution.strategy_id},
         duration_ms=_ms(run.started),
     )
-    run.flush()
+    run.flush(closing=True)
     run.reported(record, read_back=False)
     finished = execution_finish(execution=run.execution, status=ExecutionStatus.FAILED, error=message)
     if finished and run.context is None:  # a replay stops at a failed run and reports it: nobody is notified

@@ -24,9 +24,13 @@ from trading.services import (
 )
 
 
+@pytest.mark.parametrize("ran_before", [False, True], ids=["first-run", "claim-row-free"])
 @pytest.mark.django_db(transaction=True)
-def test_two_triggers_at_the_same_moment_start_one_execution():
+def test_two_triggers_at_the_same_moment_start_one_execution(ran_before):
+    # given a strategy never run (no claim row yet), or one whose last run finished (its row free: the UPDATE path)
     strategy = StrategyFactory()
+    if ran_before:
+        execution_finish(execution=execution_start(strategy=strategy), status=ExecutionStatus.COMPLETED)
     barrier = threading.Barrier(2)
     results: list[str] = []
 
@@ -47,7 +51,8 @@ def test_two_triggers_at_the_same_moment_start_one_execution():
         thread.join()
 
     assert sorted(results) == ["already running", "started"]
-    assert StrategyExecution.objects.filter(strategy=strategy).count() == 1
+    assert StrategyExecution.objects.filter(strategy=strategy, status=ExecutionStatus.RUNNING).count() == 1
+    assert StrategyExecution.objects.filter(strategy=strategy).count() == 1 + ran_before
 
 
 @pytest.mark.django_db

@@ -226,6 +226,7 @@ def test_a_replay_step_whose_signal_write_fails_still_records_every_step_before_
     from orders.models import Order
     from signals_app.models import TradingSignal
     from trading import executor
+    from trading.models import StrategyExecution
 
     # given a signal write the database refuses, inside the parse_signal transaction that also writes the lineage
     # of the steps before it
@@ -245,12 +246,13 @@ def test_a_replay_step_whose_signal_write_fails_still_records_every_step_before_
         render_charts=False,
     )
 
-    # when the first step's transaction rolls back
+    # when the first step's transaction rolls back (and the step is run again write by write, failing the same way)
     replay = replay_run(replay=replay)
 
-    # then the replay stopped there with no signal and no order, and the lineage holds the five steps before it, the
-    # failed step with the database's reason, and the error that closed the run
+    # then the replay stopped there with one failed run, no signal and no order, and the lineage holds the five
+    # steps before it, the failed step with the database's reason, and the error that closed the run
     assert replay.status == "FAILED" and replay.steps_done == 1
+    assert StrategyExecution.objects.filter(strategy=replay.shadow_strategy).count() == 1
     assert not TradingSignal.objects.filter(strategy=replay.shadow_strategy).exists()
     assert not Order.objects.filter(strategy=replay.shadow_strategy).exists()
     [records] = _lineage_by_execution(replay).values()
