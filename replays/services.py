@@ -296,7 +296,7 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
     done = dict(replay.steps.values_list("index", "llm_cost_usd"))  # a resumed replay keeps the steps it has
     charts = _chart_prefetcher(replay, shadow, source, indicators, bars, steps=len(bars) - len(done))
     spend = _Spend(cost=sum(done.values(), Decimal(0)), largest_call=max(done.values(), default=Decimal(0)))
-    books = _Books(replay)
+    books = _Books(replay, shadow)
     try:
         for index, (timestamp, _open, _high, _low, close, _volume) in enumerate(bars):
             if index in done:
@@ -318,6 +318,7 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
                 strategy=shadow,
                 indicator_frames=indicators.window,
                 chart_renderer=charts.render if charts is not None else None,
+                open_position=books.open_position,
             )
             step, outcome = _step(replay, index, timestamp, close, shadow, context, books)
             if outcome.status == ExecutionStatus.FAILED:
@@ -400,13 +401,14 @@ def _baseline_run(replay: Replay) -> Replay:
 class _Books:
     """What the live order poller (portfolio.services.connection_track) does, for this replay's account only and
     without notifying anyone: order states and fills by the bars up to the clock, each fill booked into positions.
-    It also keeps the account's cash and shares, read again only after something could have changed them.
+    It also keeps the account's cash and shares and the strategy's open position, read again only after something
+    could have changed them: a fill booked here is the only thing that does.
 
     Only the replay moves its account's orders: the executor places them (`placed`) and tracking settles them. So
     once tracking has left no order open, the next steps have nothing to poll until the executor places one."""
 
-    def __init__(self, replay: Replay) -> None:
-        self.replay = replay
+    def __init__(self, replay: Replay, shadow: Strategy) -> None:
+        self.replay, self.shadow = replay, shadow
         self.forget()
 
     def forget(self) -> None:
@@ -415,7 +417,8 @@ class _Books:
         self.placed = True
         self.open_orders = True
         self.changed = True
-        self.account: tuple[Decimal, Decimal] | None = None
+        self.account: tuple[Decimal, Decimal] = (Decimal(0), Decimal(0))
+        self.position: Position | None = None
 
     def track(self, broker, clock) -> None:
         from orders.services import orders_sync
@@ -437,9 +440,18 @@ class _Books:
         self.placed, self.open_orders = False, (ours.unsettled() | ours.working()).exists()
 
     def cash_and_shares(self) -> tuple[Decimal, Decimal]:
-        if self.changed or self.account is None:
-            self.account, self.changed = _account(self.replay), False
+        self._read_again()
         return self.account
+
+    def open_position(self) -> Position | None:
+        self._read_again()
+        return self.position
+
+    def _read_again(self) -> None:
+        from signals_app.steps import open_position
+
+        if self.changed:
+            self.account, self.position, self.changed = _account(self.replay), open_position(self.shadow), False
 
 
 def _execute(shadow: Strategy, context) -> Outcome:

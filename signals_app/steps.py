@@ -120,12 +120,24 @@ def _indicator_configs(strategy) -> list:
 # --- build_context ------------------------------------------------------------------------------------------------
 
 
-def build_context(*, strategy, bars_df: pd.DataFrame, indicators: dict, charts: list[dict], clock: MarketClock) -> dict:
+LOOK_IT_UP = object()  # build_context's default position: read the strategy's open position from the database
+
+
+def build_context(
+    *,
+    strategy,
+    bars_df: pd.DataFrame,
+    indicators: dict,
+    charts: list[dict],
+    clock: MarketClock,
+    position=LOOK_IT_UP,
+) -> dict:
     """The documented prompt context (see signals_app.prompts.CONTEXT_VARIABLES): plain dicts, lists, strings and
     numbers, never model instances.
 
     `indicators` maps a name to the frame `market.indicators.compute` returned (same index as the bars); the
-    strategy's indicator configs with that name give the type and parameters."""
+    strategy's indicator configs with that name give the type and parameters. `position` is the strategy's open
+    position (or None) when the caller holds it already (a replay's books), else it is read here."""
     if bars_df is None or bars_df.empty:
         raise ValueError(f"no bars for {strategy.symbol.symbol} {strategy.bar_size}: nothing to analyse")
     now = clock.now()
@@ -153,7 +165,7 @@ def build_context(*, strategy, bars_df: pd.DataFrame, indicators: dict, charts: 
         "bars_shown": len(bars),
         "indicators": indicator_items,
         "indicators_table": _indicators_table(indicator_items),
-        "position": _position_context(strategy, last_close),
+        "position": _position_context(open_position(strategy) if position is LOOK_IT_UP else position, last_close),
         "risk": {
             "risk_per_trade": float(strategy.risk_per_trade),
             "max_position_value": float(strategy.max_position_value),
@@ -220,8 +232,8 @@ def _last_rows_with_values(frame: pd.DataFrame, count: int) -> list[tuple]:
     if not len(frame.columns):
         return []
     columns = list(frame.columns)
-    if all(dtype == np.float64 for dtype in frame.dtypes):  # the usual indicator frame: one float array
-        array = frame.to_numpy()
+    array = frame.to_numpy()
+    if array.dtype == np.float64:  # the usual indicator frame: float columns only, one array
         kept = np.flatnonzero(~np.isnan(array).all(axis=1))[-count:]
         return [
             (index, {column: _num(value) for column, value in zip(columns, row, strict=True)})
@@ -238,8 +250,12 @@ def _last_rows_with_values(frame: pd.DataFrame, count: int) -> list[tuple]:
     ]
 
 
-def _position_context(strategy, last_close: float) -> dict | None:
-    position = Position.objects.open().filter(strategy=strategy, symbol=strategy.symbol).order_by("-opened_at").first()
+def open_position(strategy) -> Position | None:
+    """The strategy's open position in its symbol (long-only: at most one)."""
+    return Position.objects.open().filter(strategy=strategy, symbol=strategy.symbol).order_by("-opened_at").first()
+
+
+def _position_context(position: Position | None, last_close: float) -> dict | None:
     if position is None:
         return None
     quantity = float(position.quantity)

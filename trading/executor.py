@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import transaction
@@ -159,6 +160,7 @@ class RunContext:
     strategy: Any = None  # the strategy, loaded once for the whole replay (with its indicators prefetched)
     indicator_frames: Callable[[pd.DataFrame], dict] | None = None  # bars window -> {name: frame on its index}
     chart_renderer: Callable[..., bytes] | None = None  # called like market.charts.render_chart
+    open_position: Callable[[], Any] | None = None  # the open Position (or None) as the replay's books hold it
 
 
 @dataclass
@@ -537,9 +539,11 @@ def calculate_indicators(run: Run, strategy: Strategy, bars: Bars) -> StepResult
     frames = provided(bars.frame()) if provided is not None else _indicator_frames(bars)
     latest, count = {}, {}
     for name, frame in frames.items():
-        kept = frame.notna().to_numpy().any(axis=1).nonzero()[0]  # the rows dropna(how="all") keeps, without a copy
+        values = frame.to_numpy()  # no copy for the usual all-float frame
+        kept = np.flatnonzero(~pd.isna(values).all(axis=1))  # the rows dropna(how="all") keeps
         count[name] = len(kept)
-        latest[name] = {column: _num(value) for column, value in frame.iloc[kept[-1]].items()} if len(kept) else {}
+        last = values[kept[-1]] if len(kept) else []
+        latest[name] = {column: _num(value) for column, value in zip(frame.columns, last, strict=False)}
     return StepResult(
         input={"indicators": list(frames), "bars": len(bars.frame())},
         output={"latest": latest, "count": count},
@@ -607,8 +611,14 @@ def _analysis_restore(run: Run, output: dict, *args):
 @step("llm_analysis", restore=_analysis_restore)
 def llm_analysis(run: Run, strategy: Strategy, bars: Bars, indicators: Indicators, charts: list[dict]) -> StepResult:
 
+    held = run.context.open_position if run.context is not None else None
     context = steps.build_context(
-        strategy=strategy, bars_df=bars.frame(), indicators=indicators.frames, charts=charts, clock=FixedClock(bars.now)
+        strategy=strategy,
+        bars_df=bars.frame(),
+        indicators=indicators.frames,
+        charts=charts,
+        clock=FixedClock(bars.now),
+        position=steps.LOOK_IT_UP if held is None else held(),
     )
     if run.context is not None and run.context.anonymise:
         context = anonymise_context(context)

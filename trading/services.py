@@ -233,26 +233,38 @@ def execution_start(*, strategy: Strategy, trigger: str = "schedule", dry_run: b
 
     Raises AlreadyRunning when another execution holds a live claim. A strategy nobody holds is claimed by one
     conditional UPDATE; two triggers racing there serialise on the row: the second's UPDATE waits for the first to
-    commit, then finds the row held and takes the locking path, which reads who holds it.
+    commit, then finds the row held and takes the locking path, which reads who holds it and refuses.
     """
     now = timezone.now()
-    with transaction.atomic(savepoint=False):  # inside a caller's transaction, AlreadyRunning fails that transaction
-        execution = StrategyExecution.objects.create(
-            execution_id=uuid.uuid4(), strategy=strategy, trigger=trigger, dry_run=dry_run, started_at=now
-        )
+    execution_id = uuid.uuid4()
+    # The usual case. Nested in a caller's transaction (a replay's step) it adds no savepoint: nothing here refuses,
+    # so nothing here can leave that transaction broken.
+    with transaction.atomic(savepoint=False):
         free = StrategyClaim.objects.filter(pk=strategy.pk, execution__isnull=True)
-        if not free.update(execution=execution, expires_at=now + CLAIM_TTL):
-            _claim_contended(strategy, execution, now)
-        if trigger != REPLAY_TRIGGER:  # a replay's copy of a strategy has no schedule to keep
-            zone = strategy.schedule_timezone or DEFAULT_TIMEZONE
-            next_at = cron_next(strategy.schedule_cron, zone, after=now) if strategy.is_active else None
-            Strategy.objects.filter(pk=strategy.pk).update(last_execution_at=now, next_execution_at=next_at)
+        if free.update(execution_id=execution_id, expires_at=now + CLAIM_TTL):
+            return _execution_create(strategy, execution_id, now, trigger=trigger, dry_run=dry_run)
+    # Held, lapsed, or never run: the locking path, which may refuse (a savepoint when nested, so a caller that
+    # catches AlreadyRunning can go on).
+    with transaction.atomic():
+        _claim_contended(strategy, execution_id, now)
+        return _execution_create(strategy, execution_id, now, trigger=trigger, dry_run=dry_run)
+
+
+def _execution_create(strategy: Strategy, execution_id, now: dt.datetime, *, trigger: str, dry_run: bool):
+    """The execution the claim already names (the claim's foreign key is checked at COMMIT)."""
+    execution = StrategyExecution.objects.create(
+        execution_id=execution_id, strategy=strategy, trigger=trigger, dry_run=dry_run, started_at=now
+    )
+    if trigger != REPLAY_TRIGGER:  # a replay's copy of a strategy has no schedule to keep
+        zone = strategy.schedule_timezone or DEFAULT_TIMEZONE
+        next_at = cron_next(strategy.schedule_cron, zone, after=now) if strategy.is_active else None
+        Strategy.objects.filter(pk=strategy.pk).update(last_execution_at=now, next_execution_at=next_at)
     return execution
 
 
-def _claim_contended(strategy: Strategy, execution: StrategyExecution, now: dt.datetime) -> None:
+def _claim_contended(strategy: Strategy, execution_id, now: dt.datetime) -> None:
     """Claim a strategy whose row is held or missing: under the row's lock, refuse a live holder, close a lapsed one
-    as abandoned, then hand the row to `execution`."""
+    as abandoned, then hand the row to `execution_id`."""
     claim = StrategyClaim.objects.select_for_update().filter(pk=strategy.pk).first()
     if claim is None:  # the strategy's first run: make its row (a racing maker's insert waits for ours), lock it
         StrategyClaim.objects.bulk_create([StrategyClaim(strategy=strategy, expires_at=now)], ignore_conflicts=True)
@@ -261,7 +273,7 @@ def _claim_contended(strategy: Strategy, execution: StrategyExecution, now: dt.d
         raise AlreadyRunning(f"strategy {strategy.pk} is already running (execution {claim.execution_id})")
     if claim.execution_id is not None:
         _execution_abandon(claim.execution_id, now)
-    StrategyClaim.objects.filter(strategy=strategy).update(execution=execution, expires_at=now + CLAIM_TTL)
+    StrategyClaim.objects.filter(strategy=strategy).update(execution_id=execution_id, expires_at=now + CLAIM_TTL)
 
 
 class StrategyPaused(Exception):
