@@ -144,17 +144,25 @@ def position_exit_working(*, position: Position) -> Order | None:
 
 
 def position_exit_place(
-    *, position: Position, limit_price: Decimal, source: str, signal=None, clock=None, client_order_id=None
+    *,
+    position: Position,
+    limit_price: Decimal,
+    source: str,
+    signal=None,
+    clock=None,
+    client_order_id=None,
+    broker=None,
 ) -> Order:
     """Close a position with a DAY limit SELL of all of it through the order service. Open bracket exits of the
-    position are cancelled first, so the position is not sold twice."""
+    position are cancelled first, so the position is not sold twice. `broker`: the caller's (a replay's), else the
+    connection's."""
     from orders.services import order_cancel, order_place
 
     strategy = position.strategy
     connection = strategy.broker_connection if strategy is not None else None
     for child in Order.objects.filter(parent__position=position, side=OrderSide.SELL).open():
         try:
-            order_cancel(order=child, clock=clock)
+            order_cancel(order=child, broker=broker, clock=clock)
         except Exception as exc:  # the exit still goes out; reconciliation reports a double sale
             logger.warning("could not cancel bracket exit %s: %s", child.client_order_id, exc)
     return order_place(
@@ -173,6 +181,7 @@ def position_exit_place(
         position=position,
         client_order_id=client_order_id,
         clock=clock,
+        broker=broker,
     )
 
 

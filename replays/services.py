@@ -51,6 +51,7 @@ ProgressCallback = Callable[[Replay, ReplayStep], None]
 CENT = Decimal("0.01")
 # What a running replay counts as it goes (only its runner writes them: it keeps them and writes them whole)
 COUNTERS = ("steps_done", "analyst_calls", "cache_hits", "input_tokens", "output_tokens", "llm_cost_usd")
+PROGRESS_EVERY = dt.timedelta(seconds=1)
 
 
 class StepFailed(Exception):
@@ -252,11 +253,16 @@ def replay_run(*, replay: Replay, progress: ProgressCallback | None = None) -> R
     except Exception as exc:  # the replay is closed FAILED with the reason; the traceback goes to the log
         logger.exception("replay %s failed", replay.pk)
         Replay.objects.filter(pk=replay.pk).update(
-            status=ReplayStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000], finished_at=timezone.now()
+            status=ReplayStatus.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:5000],
+            finished_at=timezone.now(),
+            **_counters(replay),
         )
         replay.refresh_from_db()
         return replay
-    Replay.objects.filter(pk=replay.pk).update(status=status, report=report_data, finished_at=timezone.now())
+    Replay.objects.filter(pk=replay.pk).update(
+        status=status, report=report_data, finished_at=timezone.now(), **_counters(replay)
+    )
     replay.refresh_from_db()
     return replay
 
@@ -294,6 +300,7 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
     broker = broker_for(replay.broker_connection, clock=clock, bar_source=source, bar_size=replay.bar_size)
     indicators = ReplayIndicators(source.history, [link.indicator for link in shadow.strategy_indicators.all()])
     done = dict(replay.steps.values_list("index", "llm_cost_usd"))  # a resumed replay keeps the steps it has
+    replay.steps_done = max(replay.steps_done, len(done))  # steps run one after another: the first len(done)
     charts = _chart_prefetcher(replay, shadow, source, indicators, bars, steps=len(bars) - len(done))
     spend = _Spend(cost=sum(done.values(), Decimal(0)), largest_call=max(done.values(), default=Decimal(0)))
     books = _Books(replay, shadow)
@@ -342,7 +349,7 @@ def _step(replay: Replay, index: int, timestamp, close, shadow: Strategy, contex
     error, a constraint checked at COMMIT) is rolled back and run again the live way, committing write by write, so
     the failure is recorded in lineage where it happened. An LLM analyst's step always runs the live way: no
     transaction is held across an LLM call, and an answer paid for is never rolled back."""
-    counters = {name: getattr(replay, name) for name in COUNTERS}
+    counters = {**_counters(replay), "heartbeat_at": replay.heartbeat_at}
     if replay.analyst == Analyst.RULES:
         try:
             with transaction.atomic():
@@ -513,17 +520,24 @@ def _record_step(replay: Replay, index: int, timestamp, close, outcome, clock, b
         llm_cost_usd=usage["cost"] or Decimal(0),
         analyst_calls=usage["sent"],
     )
-    # Only this process writes a running replay's counters, so it keeps them and writes them whole each step.
+    # Only this process writes a running replay's counters, so it keeps them and writes them whole: at every step
+    # that used an analyst, else at most every PROGRESS_EVERY (the page's progress and the runner's heartbeat), and
+    # at the end (replay_run).
     replay.steps_done = index + 1
     replay.analyst_calls += usage["sent"]
     replay.cache_hits += usage["hits"]
     replay.input_tokens += usage["input_tokens"] or 0
     replay.output_tokens += usage["output_tokens"] or 0
     replay.llm_cost_usd += step.llm_cost_usd
-    Replay.objects.filter(pk=replay.pk).update(
-        heartbeat_at=timezone.now(), **{name: getattr(replay, name) for name in COUNTERS}
-    )
+    now = timezone.now()
+    if usage["sent"] or usage["hits"] or replay.heartbeat_at is None or now - replay.heartbeat_at >= PROGRESS_EVERY:
+        Replay.objects.filter(pk=replay.pk).update(heartbeat_at=now, **_counters(replay))
+        replay.heartbeat_at = now
     return step
+
+
+def _counters(replay: Replay) -> dict:
+    return {name: getattr(replay, name) for name in COUNTERS}
 
 
 # --- report -----------------------------------------------------------------------------------------------------------

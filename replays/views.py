@@ -123,7 +123,7 @@ def replay_resume(request: HttpRequest, replay_id: int) -> HttpResponse:
     replay = get_replay_for_user(request.user, replay_id)
     if replay.is_stale:
         transaction.on_commit(lambda: tasks.replay_run.delay(replay.pk))
-        messages.success(request, f"Replay {replay.pk} resumes from step {replay.steps_done + 1}.")
+        messages.success(request, f"Replay {replay.pk} resumes from step {replay.steps.count() + 1}.")
     return redirect_to(request, "replay_detail", replay.pk)
 
 

@@ -776,6 +776,7 @@ def place_order(run: Run, strategy: Strategy, signal, decision: dict) -> StepRes
                     signal=signal,
                     source=OrderSource.STRATEGY,
                     clock=_clock(run, strategy),
+                    broker=run.context.broker if run.context is not None else None,
                 )
             ]
             note = (

@@ -208,6 +208,10 @@ def test_a_replay_step_writes_its_nine_lineage_records_with_its_writes_not_one_i
     inserts = [q for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "lineage_lineagerecord"')]
     orders = Order.objects.filter(strategy=replay.shadow_strategy).values("signal_id").distinct().count()
     assert len(inserts) <= 2 * replay.steps_done + orders
+    # and the replay's progress is written at most once a second (19 daily steps take well under 19 seconds)
+    progress_write = 'UPDATE "replays_replay" SET "heartbeat_at"'
+    progress = [q for q in queries.captured_queries if q["sql"].startswith(progress_write)]
+    assert len(progress) < replay.steps_done
 
 
 @pytest.mark.parametrize(
