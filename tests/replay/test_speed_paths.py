@@ -118,19 +118,17 @@ def test_a_chart_not_drawn_ahead_is_drawn_in_process(spy, spy_frame):
     assert png == render_chart(frame, symbol="SPY", bar_size=BarSize.D1, indicators=provider.window(frame), bars=60)
 
 
-def test_a_replay_step_reads_the_strategy_and_indicator_configs_once_per_replay_not_per_step(rules_strategy):
-    # given a month of daily steps with the rules analyst
-    replay = replay_create(
-        owner=rules_strategy.owner,
-        strategy=rules_strategy,
-        start=dt.date(2010, 2, 1),
-        end=dt.date(2010, 2, 26),
-        render_charts=False,
-    )
-
-    # when it runs
+def _february_replay(strategy):
+    """A month of daily steps (19) replayed with the rules analyst, and the SQL it sent."""
+    start, end = dt.date(2010, 2, 1), dt.date(2010, 2, 26)
+    replay = replay_create(owner=strategy.owner, strategy=strategy, start=start, end=end, render_charts=False)
     with CaptureQueriesContext(connection) as queries:
-        replay = replay_run(replay=replay)
+        return replay_run(replay=replay), queries
+
+
+def test_a_replay_step_reads_the_strategy_and_indicator_configs_once_per_replay_not_per_step(rules_strategy):
+    # given a month of daily steps with the rules analyst, when it runs
+    replay, queries = _february_replay(rules_strategy)
 
     # then the strategy and its indicator configs are read a fixed number of times, not once per step, and the
     # whole run stays under a per-step bound (today ~19 statements a step, SAVEPOINTs included; was ~62)
@@ -185,18 +183,8 @@ def test_a_replay_step_writes_its_nine_lineage_records_with_its_writes_not_one_i
     from orders.models import Order
     from trading.executor import STEPS
 
-    # given a month of daily steps with the rules analyst
-    replay = replay_create(
-        owner=rules_strategy.owner,
-        strategy=rules_strategy,
-        start=dt.date(2010, 2, 1),
-        end=dt.date(2010, 2, 26),
-        render_charts=False,
-    )
-
-    # when it runs
-    with CaptureQueriesContext(connection) as queries:
-        replay = replay_run(replay=replay)
+    # given a month of daily steps with the rules analyst, when it runs
+    replay, queries = _february_replay(rules_strategy)
 
     # then every step's run has its nine records, in order, all successful or a recorded refusal
     lineage = _lineage_by_execution(replay)
