@@ -443,14 +443,9 @@ def _day_orders_expire(*, broker_connection: BrokerConnection, broker, clock) ->
 
 def stops_watch(*, allowance: Decimal | None = None) -> list[Order]:
     """Exit open positions that have a stop or target but no bracket working for them, once the last price (by the
-    strategy's clock) reaches one: a marketable DAY limit at the last price less `allowance` (STOP_WATCH_ALLOWANCE).
-    One exit per position per trading day: its client order id says which."""
-    from django.conf import settings
-
+    strategy's clock) reaches one (position_watch). A replay's positions are watched by the replay, on its clock."""
     from market.clock import clock_for_strategy
-    from orders.models import OrderSource
 
-    allowance = Decimal(str(settings.STOP_WATCH_ALLOWANCE)) if allowance is None else allowance
     placed = []
     positions = (
         Position.objects.watched()
@@ -458,34 +453,56 @@ def stops_watch(*, allowance: Decimal | None = None) -> list[Order]:
         .select_related("strategy__broker_connection", "symbol", "owner")
     )
     for position in positions:
-        guarded = Order.objects.filter(position=position, side=OrderSide.SELL).exclude(
-            status__in=["FILLED", "CANCELLED", "REJECTED", "EXPIRED"]
-        )
-        if guarded.exists():  # a bracket exit or an earlier exit is working
+        if _exit_working(position):  # checked before the price is asked for: a bracket exit is the usual case
             continue
         price, _ = position_price(position)
         if price is None:
             continue
-        hit_stop = position.stop_loss is not None and price <= position.stop_loss
-        hit_target = position.take_profit is not None and price >= position.take_profit
-        if not (hit_stop or hit_target):
-            continue
-        clock = clock_for_strategy(position.strategy)
-        client_order_id = f"w{position.pk}-{clock.trading_day(position.symbol.time_zone):%Y%m%d}"
-        if Order.objects.by_client_order_id(client_order_id).exists():  # today's exit was tried (and refused)
-            continue
-        order = position_exit_place(
-            position=position,
-            limit_price=price * (1 - allowance),
-            source=OrderSource.STOP_WATCH,
-            clock=clock,
-            client_order_id=client_order_id,
+        order = position_watch(
+            position=position, price=price, clock=clock_for_strategy(position.strategy), allowance=allowance
         )
-        logger.info(
-            "stop watch: %s %s at %s (%s)", position.symbol.symbol, "stop" if hit_stop else "target", price, order
-        )
-        placed.append(order)
+        if order is not None:
+            placed.append(order)
     return placed
+
+
+def position_watch(
+    *, position: Position, price: Decimal, clock, allowance: Decimal | None = None, broker=None
+) -> Order | None:
+    """Exit `position` when `price` has reached its stop or target and no exit is working for it: a marketable DAY
+    limit at the price less `allowance` (STOP_WATCH_ALLOWANCE). One exit per position per trading day of `clock`:
+    its client order id says which. `broker`: the caller's (a replay's), else the connection's."""
+    from django.conf import settings
+
+    from orders.models import OrderSource
+
+    hit_stop = position.stop_loss is not None and price <= position.stop_loss
+    hit_target = position.take_profit is not None and price >= position.take_profit
+    if not (hit_stop or hit_target) or _exit_working(position):
+        return None
+    client_order_id = f"w{position.pk}-{clock.trading_day(position.symbol.time_zone):%Y%m%d}"
+    if Order.objects.by_client_order_id(client_order_id).exists():  # today's exit was tried (and refused)
+        return None
+    allowance = Decimal(str(settings.STOP_WATCH_ALLOWANCE)) if allowance is None else allowance
+    order = position_exit_place(
+        position=position,
+        limit_price=price * (1 - allowance),
+        source=OrderSource.STOP_WATCH,
+        clock=clock,
+        client_order_id=client_order_id,
+        broker=broker,
+    )
+    logger.info("stop watch: %s %s at %s (%s)", position.symbol.symbol, "stop" if hit_stop else "target", price, order)
+    return order
+
+
+def _exit_working(position: Position) -> bool:
+    """A bracket exit or an earlier exit of the position is still working."""
+    return (
+        Order.objects.filter(position=position, side=OrderSide.SELL)
+        .exclude(status__in=["FILLED", "CANCELLED", "REJECTED", "EXPIRED"])
+        .exists()
+    )
 
 
 def snapshots_take() -> list[PortfolioSnapshot]:

@@ -364,6 +364,7 @@ def _step(replay: Replay, index: int, timestamp, close, shadow: Strategy, contex
 
 def _step_writes(replay: Replay, index: int, timestamp, close, shadow: Strategy, context, books: _Books):
     books.track(context.broker, context.clock)
+    books.watch(context.broker, context.clock, close)
     outcome = _execute(shadow, context)
     books.placed = books.placed or bool(outcome.order_ids)
     return _record_step(replay, index, timestamp, close, outcome, context.clock, books), outcome
@@ -406,8 +407,9 @@ def _baseline_run(replay: Replay) -> Replay:
 
 
 class _Books:
-    """What the live order poller (portfolio.services.connection_track) does, for this replay's account only and
-    without notifying anyone: order states and fills by the bars up to the clock, each fill booked into positions.
+    """What the live order poller (portfolio.services.connection_track) and stop/target watch do, for this replay's
+    account only and without notifying anyone: order states and fills by the bars up to the clock, each fill booked
+    into positions, and a position exited once the close reaches its stop or target.
     It also keeps the account's cash and shares and the strategy's open position, read again only after something
     could have changed them: a fill booked here is the only thing that does.
 
@@ -445,6 +447,18 @@ class _Books:
             self.changed = True
         ours = Order.objects.for_connection(connection)
         self.placed, self.open_orders = False, (ours.unsettled() | ours.working()).exists()
+
+    def watch(self, broker, clock, close) -> None:
+        """The live stop/target watch (portfolio.services.position_watch) for the open position, at the bar's close:
+        the last price a watch running at this instant would see. It does not see a stop touched and recovered
+        within one bar; a bracket's stop, worked by the simulated broker on each bar's range, does."""
+        from portfolio.services import position_watch
+
+        position = self.open_position()
+        if position is None or (position.stop_loss is None and position.take_profit is None):
+            return
+        if position_watch(position=position, price=Decimal(str(close)), clock=clock, broker=broker) is not None:
+            self.placed = True
 
     def cash_and_shares(self) -> tuple[Decimal, Decimal]:
         self._read_again()

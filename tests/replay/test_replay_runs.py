@@ -403,3 +403,29 @@ def test_a_replays_simulated_account_cannot_be_picked_for_manual_orders_or_strat
     )
     assert response.status_code == 400 and "broker_connection" in response.json()
     assert not Order.objects.live().exists()
+
+
+def test_a_replay_exits_a_position_at_the_first_close_through_its_stop_as_the_live_watch_does(rules_strategy):
+    from orders.models import Order, OrderSource
+
+    # given the rules strategy without brackets: its positions' stops and targets are the watch's to act on
+    assert not rules_strategy.use_bracket_orders
+
+    # when November 2010 is replayed (SPY fell through the stop of the position bought early in the month)
+    replay = _replay(rules_strategy, dt.date(2010, 11, 1), dt.date(2010, 11, 30), render_charts=False)
+
+    # then the watch sold at the first close at or below the stop, as the live watch would have seen it then
+    assert replay.status == ReplayStatus.COMPLETED
+    [exit_order] = Order.objects.filter(strategy=replay.shadow_strategy, source=OrderSource.STOP_WATCH)
+    position = exit_order.position
+    steps = list(replay.steps.order_by("index"))
+    held = [step for step in steps if step.position_quantity > 0]
+    crossed = next(step for step in held if step.close <= position.stop_loss)
+    assert all(step.close > position.stop_loss for step in held if step.index < crossed.index)
+    assert exit_order.client_order_id == f"w{position.pk}-{crossed.bar_timestamp:%Y%m%d}"
+    assert exit_order.limit_price < crossed.close  # a marketable limit: the close less the watch's allowance
+    # and the exit filled on the next bar, closing the position there
+    after = steps[crossed.index + 1]
+    assert exit_order.status == "FILLED" and position.quantity == 0
+    assert position.closed_at.date() == after.bar_timestamp.date() and after.position_quantity == 0
+    assert position.realized_pnl < 0
