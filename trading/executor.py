@@ -10,7 +10,8 @@ LLM call, no second signal and no second order intent. A failing step records it
 record closes the lineage (the run is FAILED); an inactive strategy, an unauthenticated IBKR session or exhausted
 playback data is a recorded SKIPPED. Steps that write several rows (the signal; the close) do it in one
 transaction with their lineage record, so nothing is half-written; no transaction is held across a broker or LLM
-call.
+call. (A replay with the rules analyst runs each step inside a transaction of its own: its broker is the simulated
+ledger in this same database, and no LLM is called. See Run.record and replays.services._step.)
 
 With PIPELINE_SPLIT_QUEUES the run hops queues between steps (charts on a process pool, analysis on threads,
 orders on their own queue): a step that belongs to another queue hands the run off there, and the next task
