@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 
 from trading import executor
@@ -132,7 +133,21 @@ def ibkr_keepalive() -> int:
     connection_ids = list(BrokerConnection.objects.filter(kind=BrokerKind.IBKR).values_list("pk", flat=True))
     for connection_id in connection_ids:
         ibkr_keepalive_connection.apply_async(args=[connection_id], expires=55)
-    return len(connection_ids)
+    if settings.IBKR_GATEWAY_URL:  # the gateway of strategies with no broker connection
+        ibkr_keepalive_environment.apply_async(expires=55)
+    return len(connection_ids) + bool(settings.IBKR_GATEWAY_URL)
+
+
+@shared_task(name="trading.ibkr_keepalive_environment", ignore_result=True)
+def ibkr_keepalive_environment() -> bool | None:
+    """Tickle the gateway of IBKR_GATEWAY_URL (no BrokerConnection row). No retry: the next beat is one."""
+    from trading.broker.ibkr import session_keepalive
+
+    try:
+        with lock("ibkr-keepalive:environment", ttl=60, wait=0):
+            return session_keepalive(connection=None).can_trade
+    except LockTimeout:
+        return None
 
 
 @shared_task(name="trading.ibkr_keepalive_connection", ignore_result=True)

@@ -10,7 +10,7 @@ import responses
 
 from market.models import BarSize, Symbol
 from tests.brokers.conftest import make_ibkr_broker
-from tests.brokers.gateway import AAPL, FakeGateway, install_responses
+from tests.brokers.gateway import AAPL, ACCOUNT, FakeGateway, install_responses
 from tests.factories import BrokerConnectionFactory
 from trading.broker import (
     DuplicateClientOrderId,
@@ -288,6 +288,47 @@ def test_keepalive_stores_a_gateway_url_that_is_not_one_as_the_sessions_message(
     assert (connection.authenticated, connection.connected) == (False, False)
     assert "'localhost:5000/v1/api' is not an http(s) URL" in connection.auth_message
     assert connection.last_keepalive_at is not None
+
+
+def test_keepalive_of_the_environment_gateway_reopens_its_session_and_suppresses_the_default_questions(
+    keepalive_gateway, gateway_url, settings
+):
+    from django.core.cache import cache
+
+    from trading.broker.ibkr import ENVIRONMENT_SESSION_KEY
+    from trading.models import default_question_ids
+
+    # given only IBKR_GATEWAY_URL (no BrokerConnection row), a gateway whose brokerage session is gone
+    settings.IBKR_GATEWAY_URL, settings.IBKR_ACCOUNT_ID, settings.IBKR_VERIFY_TLS = gateway_url, ACCOUNT, "false"
+    cache.delete(ENVIRONMENT_SESSION_KEY)
+    keepalive_gateway.bridge = False
+
+    # when the keep-alive tickles it twice
+    first = session_keepalive(connection=None)
+    second = session_keepalive(connection=None)
+
+    # then the session was re-opened once, the default question list sent once (after the login), and both ready
+    assert first.can_trade and second.can_trade
+    assert keepalive_gateway.init_calls == [{"publish": True, "compete": False}]
+    assert sorted(keepalive_gateway.suppressed) == sorted(default_question_ids())
+    assert keepalive_gateway.count("POST", r"/iserver/questions/suppress") == 1
+    assert keepalive_gateway.count("POST", r"/tickle") == 2
+
+
+@pytest.mark.django_db
+def test_the_keepalive_beat_tickles_the_environment_gateway_only_when_one_is_set(
+    ibkr_http, gateway, gateway_url, settings, celery_eager
+):
+    from trading.tasks import ibkr_keepalive
+
+    # given no IBKR connection rows: without IBKR_GATEWAY_URL nothing is tickled; with it, that gateway is
+    settings.IBKR_GATEWAY_URL = ""
+    assert ibkr_keepalive() == 0
+    assert gateway.count("POST", r"/tickle") == 0
+
+    settings.IBKR_GATEWAY_URL, settings.IBKR_ACCOUNT_ID, settings.IBKR_VERIFY_TLS = gateway_url, ACCOUNT, "false"
+    assert ibkr_keepalive() == 1
+    assert gateway.count("POST", r"/tickle") == 1
 
 
 # --- history -------------------------------------------------------------------------------------------------------

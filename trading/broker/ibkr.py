@@ -749,22 +749,34 @@ def symbol_from_contract(contract: Contract):
 # --- the keep-alive --------------------------------------------------------------------------------------------------
 
 
+ENVIRONMENT_SESSION_KEY = "ibkr:environment-gateway:authenticated"
+
+
 def session_keepalive(*, connection) -> SessionState:
     """Tickle the gateway, re-open the brokerage session when it is connected but not authenticated (never
-    against a competing login), send the question suppression list after a login, and store the state."""
+    against a competing login), send the question suppression list after a login, and store the state.
+
+    `connection` None is the gateway of IBKR_GATEWAY_URL alone (strategies with no broker connection use it): its
+    state has no row to live on, so it is logged, and the cache remembers whether it was logged in."""
     from trading.models import BrokerConnection
 
+    was_authenticated = bool(cache.get(ENVIRONMENT_SESSION_KEY)) if connection is None else connection.authenticated
     try:
-        client = IbkrBroker.for_connection(connection).client  # a bad gateway URL is stored as the state
-        state = client.tickle()
+        broker = IbkrBroker.for_connection(connection)  # a bad gateway URL is stored as the state
+        state = broker.client.tickle()
         if state.connected and not state.authenticated and not state.competing:
-            state = client.init_brokerage_session()
-        if state.can_trade and not connection.authenticated:
-            client.suppress_questions(list(connection.allowed_question_ids or []))
+            state = broker.client.init_brokerage_session()
+        if state.can_trade and not was_authenticated:
+            broker.client.suppress_questions(sorted(broker.allowed_question_ids))
     except NotAuthenticated as exc:
         state = SessionState(authenticated=False, connected=False, competing=False, message=exc.message)
     except (Transient, RateLimited, Rejected) as exc:
         state = SessionState(authenticated=False, connected=False, competing=False, message=exc.message)
+    if connection is None:
+        cache.set(ENVIRONMENT_SESSION_KEY, state.authenticated, timeout=None)
+        log = logger.info if state.can_trade else logger.warning
+        log("IBKR gateway of IBKR_GATEWAY_URL: %s", state.message or ("ready" if state.can_trade else "not ready"))
+        return state
     if state.competing:
         logger.warning("IBKR connection %s: %s", connection.pk, state.message)
     BrokerConnection.objects.filter(pk=connection.pk).update(
