@@ -131,16 +131,14 @@ def _signals_settle(position: Position) -> None:
 # --- exits -----------------------------------------------------------------------------------------------------
 
 
-def position_exit_working(*, position: Position) -> Order | None:
+def position_exit_working(*, position: Position, bracket_legs: bool = False) -> Order | None:
     """The position's earliest exit that is still working (sent or about to be), if any. A bracket's own stop and
-    target are left out: an exit cancels them first."""
-    return (
-        Order.objects.filter(position=position, side=OrderSide.SELL)
-        .parents()
-        .exclude(status__in=TERMINAL_STATUSES)
-        .order_by("created_at", "pk")
-        .first()
-    )
+    target are left out (an exit cancels them first) unless `bracket_legs`: the stop/target watch leaves a position
+    whose bracket is working to the broker."""
+    exits = Order.objects.filter(position=position, side=OrderSide.SELL).exclude(status__in=TERMINAL_STATUSES)
+    if not bracket_legs:
+        exits = exits.parents()
+    return exits.order_by("created_at", "pk").first()
 
 
 def position_exit_place(
@@ -453,7 +451,7 @@ def stops_watch(*, allowance: Decimal | None = None) -> list[Order]:
         .select_related("strategy__broker_connection", "symbol", "owner")
     )
     for position in positions:
-        if _exit_working(position):  # checked before the price is asked for: a bracket exit is the usual case
+        if position_exit_working(position=position, bracket_legs=True):  # before asking for a price: the usual case
             continue
         price, _ = position_price(position)
         if price is None:
@@ -478,7 +476,7 @@ def position_watch(
 
     hit_stop = position.stop_loss is not None and price <= position.stop_loss
     hit_target = position.take_profit is not None and price >= position.take_profit
-    if not (hit_stop or hit_target) or _exit_working(position):
+    if not (hit_stop or hit_target) or position_exit_working(position=position, bracket_legs=True):
         return None
     client_order_id = f"w{position.pk}-{clock.trading_day(position.symbol.time_zone):%Y%m%d}"
     if Order.objects.by_client_order_id(client_order_id).exists():  # today's exit was tried (and refused)
@@ -494,15 +492,6 @@ def position_watch(
     )
     logger.info("stop watch: %s %s at %s (%s)", position.symbol.symbol, "stop" if hit_stop else "target", price, order)
     return order
-
-
-def _exit_working(position: Position) -> bool:
-    """A bracket exit or an earlier exit of the position is still working."""
-    return (
-        Order.objects.filter(position=position, side=OrderSide.SELL)
-        .exclude(status__in=["FILLED", "CANCELLED", "REJECTED", "EXPIRED"])
-        .exists()
-    )
 
 
 def snapshots_take() -> list[PortfolioSnapshot]:

@@ -349,8 +349,8 @@ def _step(replay: Replay, index: int, timestamp, close, shadow: Strategy, contex
     error, a constraint checked at COMMIT) is rolled back and run again the live way, committing write by write, so
     the failure is recorded in lineage where it happened. An LLM analyst's step always runs the live way: no
     transaction is held across an LLM call, and an answer paid for is never rolled back."""
-    counters = {**_counters(replay), "heartbeat_at": replay.heartbeat_at}
     if replay.analyst == Analyst.RULES:
+        counters = {**_counters(replay), "heartbeat_at": replay.heartbeat_at}
         try:
             with transaction.atomic():
                 return _step_writes(replay, index, timestamp, close, shadow, context, books)
