@@ -8,7 +8,13 @@ from django.db.models.expressions import RawSQL
 
 def newest_signal_ids_sql(signals, strategy_ids: list[int], *, offset: int, limit: int) -> tuple[str, list]:
     """The SQL (and its parameters) of `newest_signal_ids`' query: one id column, newest first. A caller that
-    wants the rows themselves filters on `id IN (this)`, one round trip instead of two."""
+    wants the rows themselves filters on `id IN (this)`, one round trip instead of two.
+
+    The merge is PostgreSQL's (unnest, LATERAL); on SQLite, the embedded default for one person's data, the ids
+    come from a plain sort of these strategies' signals."""
+    if connection.vendor != "postgresql":
+        plain = signals.filter(strategy_id__in=strategy_ids).order_by("-generated_at", "-id").values_list("id")
+        return plain[offset : offset + limit].query.sql_with_params()
     per_strategy = (
         signals.filter(strategy_id=RawSQL("chosen.id", ()))
         .order_by("-generated_at", "-id")

@@ -186,6 +186,44 @@ def test_beat_sends_the_scheduled_task_and_the_worker_runs_it(stack):
     assert rows[0] == ("SUCCESS", '"from-beat"')
 
 
+NAVIGATION = [
+    "dashboard", "strategy_list", "replay_list", "lineage", "signal_list", "order_list", "portfolio", "chart_list",
+    "symbol_list", "indicator_list", "prompt_list", "logs", "ibkr", "settings",
+]  # fmt: skip
+
+
+def test_every_page_of_the_navigation_renders_on_sqlite_for_the_signed_in_demo_user(stack):
+    from django.urls import reverse
+
+    # given the demo `make run` loads (a user, a strategy, its first run with a signal), signed in through the form
+    manage(stack.env, "seed_demo", timeout=300)
+    django_python(
+        stack.env,
+        "from django.contrib.auth import get_user_model\n"
+        "user = get_user_model().objects.get(username='demo')\n"
+        "user.set_password('demo-pass-1234')\n"
+        "user.save()\n",
+    )
+    session = requests.Session()
+    login_url = f"{stack.base_url}/accounts/login/"
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', session.get(login_url, timeout=HTTP_TIMEOUT).text)
+    signed_in = session.post(
+        login_url,
+        data={"username": "demo", "password": "demo-pass-1234", "csrfmiddlewaretoken": token.group(1)},
+        headers={"Referer": login_url},
+        timeout=HTTP_TIMEOUT,
+        allow_redirects=False,
+    )
+    assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/"
+
+    # when each page of the navigation is opened
+    answers = {name: session.get(stack.base_url + reverse(name), timeout=HTTP_TIMEOUT) for name in NAVIGATION}
+
+    # then every one renders on the embedded default's SQLite
+    failing = {name: answer.status_code for name, answer in answers.items() if answer.status_code != 200}
+    assert failing == {}, stack.log()[-3000:]
+
+
 def test_sigint_stops_web_worker_and_beat(stack):
     groups = stack.process_groups()
 
