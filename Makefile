@@ -23,7 +23,7 @@ CHROMIUM := /usr/bin/chromium
 help:
 	@echo "make run    - install into .venv, migrate, load the demo, serve web+worker+beat on http://127.0.0.1:$(PORT)"
 	@echo "make test   - the whole suite on PostgreSQL, Redis and a loopback S3 server"
-	@echo "make lint   - ruff check, ruff format --check, makemigrations --check"
+	@echo "make lint   - ruff, import-linter (the layers), mypy, makemigrations --check"
 	@echo "make bench  - every benchmarks/*.py script"
 	@echo "make venv | migrate | format | clean"
 
@@ -88,6 +88,8 @@ test: database chromium
 lint: dev-venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy .
 	$(PY) manage.py makemigrations --check --dry-run
 
 format: dev-venv

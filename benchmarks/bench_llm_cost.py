@@ -32,15 +32,15 @@ from django.db import transaction  # noqa: E402
 
 from market.charts import render_chart  # noqa: E402
 from market.clock import FixedClock  # noqa: E402
-from market.models import Bar, BarSize, Symbol  # noqa: E402
+from market.models import Bar, BarSize, IndicatorConfig, Symbol  # noqa: E402
 from market.sources import StoredBarSource  # noqa: E402
-from signals_app import steps  # noqa: E402
 from signals_app.llm import AnalysisRequest, price_for  # noqa: E402
 from signals_app.llm.anthropic import AnthropicAnalyst  # noqa: E402
 from signals_app.models import PromptType  # noqa: E402
 from signals_app.parsing import SIGNAL_SCHEMA  # noqa: E402
 from signals_app.prompts import render_prompt, resolve_prompt_version  # noqa: E402
-from trading.models import IndicatorConfig, Strategy, StrategyIndicator  # noqa: E402
+from trading import analysis as steps  # noqa: E402
+from trading.models import Strategy, StrategyIndicator  # noqa: E402
 
 CHARS_PER_TOKEN = 3.0
 TYPICAL_OUTPUT_TOKENS = 700  # ~150 for the JSON answer, the rest adaptive thinking at effort "low"

@@ -168,12 +168,13 @@ def seed() -> None:
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
+    from brokers.models import BrokerConnection
     from lineage.models import LineageRecord
     from market.models import Symbol
     from orders.models import Order
     from portfolio.models import PortfolioSnapshot, Position
     from signals_app.models import TradingSignal
-    from trading.models import BrokerConnection, Strategy, StrategyExecution
+    from trading.models import Strategy, StrategyExecution
 
     User = get_user_model()
     User.objects.filter(username__in=[BENCH_USER, "bench-other"]).delete()

@@ -139,8 +139,8 @@ def create_strategies(count: int) -> list[int]:
 
     from django.contrib.auth import get_user_model
 
-    from market.models import Bar, BarSize, Symbol
-    from trading.models import BrokerConnection, IndicatorConfig, IndicatorType
+    from brokers.models import BrokerConnection
+    from market.models import Bar, BarSize, IndicatorConfig, IndicatorType, Symbol
     from trading.services import strategy_create
 
     end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)

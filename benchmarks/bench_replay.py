@@ -33,16 +33,11 @@ django.setup()
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from market.models import Bar, BarSize, Symbol  # noqa: E402
+from brokers.models import BrokerConnection, BrokerKind  # noqa: E402
+from market.models import Bar, BarSize, IndicatorConfig, Symbol  # noqa: E402
 from replays.services import replay_create, replay_delete, replay_run  # noqa: E402
-from trading.models import (  # noqa: E402
-    Analyst,
-    BrokerConnection,
-    BrokerKind,
-    IndicatorConfig,
-    Strategy,
-    StrategyIndicator,
-)
+from signals_app.models import Analyst  # noqa: E402
+from trading.models import Strategy, StrategyIndicator  # noqa: E402
 
 DATA = ROOT / "tests" / "replay" / "data" / "SPY_daily_2009-2012.csv"
 START, END = dt.date(2011, 1, 1), dt.date(2012, 12, 31)

@@ -15,9 +15,9 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     **(app.conf.beat_schedule or {}),
     "orders-track": {"task": "trading.orders_track", "schedule": 15.0, "options": {"expires": 15}},
-    "stops-watch": {"task": "trading.stops_watch", "schedule": 60.0, "options": {"expires": 60}},
-    "portfolio-snapshots": {"task": "trading.portfolio_snapshots", "schedule": 900.0, "options": {"expires": 900}},
-    "ibkr-keepalive": {"task": "trading.ibkr_keepalive", "schedule": 60.0, "options": {"expires": 55}},
+    "stops-watch": {"task": "portfolio.stops_watch", "schedule": 60.0, "options": {"expires": 60}},
+    "portfolio-snapshots": {"task": "portfolio.snapshots", "schedule": 900.0, "options": {"expires": 900}},
+    "ibkr-keepalive": {"task": "brokers.ibkr_keepalive", "schedule": 60.0, "options": {"expires": 55}},
     "prompt-performance": {
         "task": "signals_app.prompt_performance_refresh",
         "schedule": 600.0,

@@ -88,13 +88,15 @@ INSTALLED_APPS = [
     "django_celery_results",
     "django_htmx",
     "template_partials",
-    "trading",
+    # Our apps, lowest layer first (the README's architecture section; import-linter enforces the order).
+    "core",
+    "lineage",
     "market",
+    "brokers",
     "signals_app",
     "orders",
     "portfolio",
-    "lineage",
-    "simbroker",
+    "trading",
     "replays",
 ]
 
@@ -108,7 +110,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "trading.middleware.UserTimeZoneMiddleware",
+    "core.middleware.UserTimeZoneMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -380,7 +382,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Several models share field names with different choices (status, source): name each choice set once.
     "ENUM_NAME_OVERRIDES": {
-        "OrderStatusEnum": "orders.models.OrderStatus",
+        "OrderStatusEnum": "orders.statuses.OrderStatus",
         "ExecutionStatusEnum": "trading.models.ExecutionStatus",
         "LLMCallStatusEnum": "signals_app.models.LLMCallStatus",
         "OrderSourceEnum": "orders.models.OrderSource",

@@ -5,17 +5,11 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from market.api import SymbolViewSet
-from orders.api import OrderViewSet
-from portfolio.api import PortfolioViewSet
+from brokers.api import SymbolViewSet
+from core.api import api_not_found
+from portfolio.api import ManualOrderViewSet, PortfolioViewSet
 from signals_app.api import PromptTemplateViewSet, SignalViewSet
-from trading.api import (
-    AvailableIndicatorsView,
-    ExecutionViewSet,
-    IndicatorConfigViewSet,
-    StrategyViewSet,
-    api_not_found,
-)
+from trading.api import AvailableIndicatorsView, ExecutionViewSet, IndicatorConfigViewSet, StrategyViewSet
 
 router = DefaultRouter()
 router.register("symbols", SymbolViewSet, basename="api-symbol")
@@ -24,12 +18,12 @@ router.register("prompts", PromptTemplateViewSet, basename="api-prompt")
 router.register("strategies", StrategyViewSet, basename="api-strategy")
 router.register("executions", ExecutionViewSet, basename="api-execution")
 router.register("signals", SignalViewSet, basename="api-signal")
-router.register("orders", OrderViewSet, basename="api-order")
+router.register("orders", ManualOrderViewSet, basename="api-order")
 router.register("portfolio", PortfolioViewSet, basename="api-portfolio")
 
 api_patterns = [
     path("indicators/available/", AvailableIndicatorsView.as_view(), name="api-indicators-available"),
-    path("lineage/", include("lineage.api")),
+    path("lineage/", include("trading.lineage_api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
@@ -43,11 +37,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include(api_patterns)),
     path("", include("trading.urls")),
-    path("", include("market.urls")),
-    path("", include("signals_app.urls")),
     path("", include("orders.urls")),
     path("", include("portfolio.urls")),
-    path("", include("lineage.urls")),
     path("replays/", include("replays.urls")),
 ]
 

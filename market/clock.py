@@ -13,6 +13,9 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from market.models import MarketDataSource
+from market.playback import playback_cursor
+
 DEFAULT_EXCHANGE_TZ = "America/New_York"
 
 
@@ -80,11 +83,7 @@ def bar_close(timestamp: dt.datetime, bar_size: str, tz: str = DEFAULT_EXCHANGE_
 
 def clock_for_strategy(strategy) -> MarketClock:
     """The strategy's clock: real time for live and stored data, the close of the cursor bar for playback."""
-    from trading.models import MarketDataSource
-
     if strategy.market_data_source != MarketDataSource.PLAYBACK:
         return WallClock()
-    from market.services import playback_cursor
-
     cursor = playback_cursor(strategy)
     return FixedClock(bar_close(cursor, strategy.bar_size, strategy.symbol.time_zone))

@@ -1,11 +1,29 @@
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from market.indicators import validate_config_fields
 from market.querysets import BarQuerySet, SymbolQuerySet
 
 PRICE = {"max_digits": 18, "decimal_places": 6}
+
+
+class MarketDataSource(models.TextChoices):
+    STORED = "stored", "Stored bars"
+    PLAYBACK = "playback", "Playback of stored history"
+    IBKR = "ibkr", "IBKR history"
+
+
+class IndicatorType(models.TextChoices):
+    RSI = "RSI"
+    MACD = "MACD"
+    ATR = "ATR"
+    SMA = "SMA"
+    EMA = "EMA"
+    BB = "BB", "Bollinger Bands"
+    SUPERTREND = "SUPERTREND", "Supertrend"
 
 
 class BarSize(models.TextChoices):
@@ -106,3 +124,28 @@ class PlaybackCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy} at {self.cursor:%Y-%m-%d %H:%M}"
+
+
+class IndicatorConfig(models.Model):
+    """A saved indicator with its parameters, shared by strategies through StrategyIndicator."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="indicator_configs")
+    name = models.CharField(max_length=100)
+    indicator_type = models.CharField(max_length=16, choices=IndicatorType.choices)
+    parameters = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["owner", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="indicator_name_unique_per_owner"),
+            models.CheckConstraint(condition=Q(indicator_type__in=IndicatorType.values), name="indicator_type_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        # Every form (admin, pages, API serializers through full_clean) gets the registry's field errors, and the
+        # stored parameters always carry the defaults filled in.
+        self.parameters = validate_config_fields(self.indicator_type, self.parameters)

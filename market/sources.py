@@ -9,8 +9,10 @@ from decimal import Decimal
 import pandas as pd
 
 from market.clock import trading_day
+from market.errors import BarSourceError, PlaybackExhausted
 from market.frames import BAR_COLUMNS, frame_from_rows, resample_weekly
-from market.models import Bar, BarSize, Symbol
+from market.models import Bar, BarSize, MarketDataSource, Symbol
+from market.playback import playback_advance, playback_cursor
 
 __all__ = [
     "BAR_COLUMNS",
@@ -22,14 +24,6 @@ __all__ = [
     "register_bar_source",
     "source_for_strategy",
 ]
-
-
-class BarSourceError(Exception):
-    """The source cannot answer (no data, not connected, exhausted)."""
-
-
-class PlaybackExhausted(BarSourceError):
-    """The playback feed has no bar after its cursor: the run is a recorded skip."""
 
 
 class BarSource:
@@ -124,14 +118,10 @@ class PlaybackBarSource(BarSource):
         self.strategy = strategy
 
     def cursor(self) -> dt.datetime:
-        from market.services import playback_cursor
-
         return playback_cursor(self.strategy)
 
     def advance(self) -> dt.datetime:
         """Move to the next bar (the first call starts after the warm-up); PlaybackExhausted at the end."""
-        from market.services import playback_advance
-
         return playback_advance(strategy=self.strategy)
 
     def bars(self, symbol, bar_size, *, start=None, end=None, limit=None):
@@ -177,8 +167,6 @@ def register_bar_source(kind: str, factory: Callable[[object], BarSource]) -> No
 
 
 def source_for_strategy(strategy) -> BarSource:
-    from trading.models import MarketDataSource
-
     kind = strategy.market_data_source
     if kind == MarketDataSource.STORED:
         return StoredBarSource()

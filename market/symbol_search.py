@@ -1,4 +1,4 @@
-"""Symbol search for the pages and the API: the local Symbol table, and IBKR's contract search when connected."""
+"""Symbol search for the pages and the API in the local Symbol table (IBKR's contract search: brokers.services)."""
 
 from __future__ import annotations
 
@@ -25,14 +25,3 @@ def symbols_matching(query: str, *, limit: int = SEARCH_LIMIT) -> QuerySet[Symbo
         .annotate(rank=rank)
         .order_by("rank", "symbol", "exchange")[:limit]
     )
-
-
-def symbols_from_broker(connection, query: str) -> list[Symbol]:
-    """IBKR's contract search through the user's connection (one gateway call, cached by the broker). The broker
-    keeps every contract it finds in the Symbol table, so the answer is those rows. Raises the broker's typed
-    errors (NotAuthenticated, RateLimited, Rejected, Transient)."""
-    from trading.broker import broker_for
-
-    conids = [c.conid for c in broker_for(connection).search(query)[:SEARCH_LIMIT] if c.conid]
-    found = Symbol.objects.in_bulk(conids, field_name="conid")
-    return [found[conid] for conid in conids if conid in found]

@@ -1,22 +1,22 @@
-"""API: orders (list, status, a manual order through the order service, cancel)."""
+"""API: orders (list, status, cancel); the manual order's POST is portfolio.api's."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from brokers.interface import BrokerError
+from brokers.models import BrokerConnection
+from core.api import OwnedPrimaryKeyField, UpperChoiceField, list_filters
 from market.models import Symbol
 from orders import services
-from orders.models import Order, OrderSide, OrderStatus, OrderStatusChange, OrderType, TimeInForce, Trade
-from trading.api import OwnedPrimaryKeyField, UpperChoiceField, list_filters
-from trading.broker import BrokerError
-from trading.models import BrokerConnection
-from trading.views import live_orders
+from orders.models import Order, OrderSide, OrderStatusChange, OrderType, TimeInForce, Trade
+from orders.statuses import OrderStatus
 
 
 class StatusChangeSerializer(serializers.ModelSerializer):
@@ -111,8 +111,9 @@ class OrderQuery(serializers.Serializer):
     status = UpperChoiceField(choices=[("OPEN", "Open (not settled)"), *OrderStatus.choices])
 
 
-class OrderViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
-    """Your orders. POST places a manual order through the order service (guarded like a strategy's)."""
+class OrderViewSet(viewsets.ReadOnlyModelViewSet):
+    """Your orders, and cancel (POSTing a manual order is portfolio.api.ManualOrderViewSet's: a SELL closes a
+    position of the books)."""
 
     queryset = Order.objects.none()  # for the schema; get_queryset gives the user's own
 
@@ -121,7 +122,7 @@ class OrderViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return super().list(request, *args, **kwargs)
 
     def get_queryset(self):
-        orders = live_orders(self.request.user).select_related("symbol").order_by("-created_at")
+        orders = Order.objects.for_owner(self.request.user).live().select_related("symbol").order_by("-created_at")
         if self.action == "retrieve":
             orders = orders.prefetch_related("status_changes", "trades")
         if self.action == "list":
@@ -133,35 +134,7 @@ class OrderViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return orders
 
     def get_serializer_class(self):
-        if self.action == "create":
-            return ManualOrderSerializer
         return OrderDetailSerializer if self.action == "retrieve" else OrderSerializer
-
-    @extend_schema(request=ManualOrderSerializer, responses={201: OrderDetailSerializer})
-    def create(self, request: Request, *args, **kwargs) -> Response:
-        serializer = ManualOrderSerializer(data=request.data, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        try:
-            order = services.order_place(
-                owner=request.user,
-                broker_connection=data["broker_connection"],
-                symbol=data["symbol"],
-                side=data["side"],
-                quantity=data["quantity"],
-                order_type=data["order_type"],
-                limit_price=data.get("limit_price"),
-                stop_price=data.get("stop_price"),
-                tif=data["tif"],
-                client_order_id=data.get("client_order_id") or services.order_client_id(),
-            )
-        except services.OrderInputError as error:
-            raise serializers.ValidationError({"non_field_errors": [str(error)]}) from None
-        except BrokerError as error:
-            return Response({"detail": f"broker: {error}"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        if order.owner_id != request.user.pk:  # a client order id that is someone else's
-            raise serializers.ValidationError({"client_order_id": ["This order id is taken."]})
-        return Response(OrderDetailSerializer(order).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=OrderDetailSerializer)
     @action(detail=True, methods=["post"])

@@ -7,9 +7,10 @@ from decimal import Decimal
 
 from django import forms
 
+from brokers.models import BrokerConnection
 from market.models import Symbol
-from orders.models import OrderSide, OrderStatus, OrderType, TimeInForce
-from trading.models import BrokerConnection
+from orders.models import OrderSide, OrderType, TimeInForce
+from orders.statuses import OrderStatus
 
 CLIENT_ORDER_ID = re.compile(r"^m-[0-9a-f]{24}$")
 

@@ -30,21 +30,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from market.clock import MarketClock, WallClock
-from orders.models import (
-    ORDER_TRANSITIONS,
-    TERMINAL_STATUSES,
-    InvalidTransition,
-    Order,
-    OrderLeg,
-    OrderSide,
-    OrderSource,
-    OrderStatus,
-    OrderType,
-    TimeInForce,
-    Trade,
-)
-from trading.broker import (
+from brokers.hours import is_market_open
+from brokers.interface import (
     BracketRequest,
     Broker,
     BrokerError,
@@ -56,10 +43,12 @@ from trading.broker import (
     PromptNotAnswered,
     Rejected,
     Transient,
-    broker_for,
 )
-from trading.broker.hours import is_market_open
-from trading.coordination import LockTimeout, lock
+from brokers.services import broker_for
+from core.coordination import LockTimeout, lock
+from market.clock import MarketClock, WallClock
+from orders.models import InvalidTransition, Order, OrderLeg, OrderSide, OrderSource, OrderType, TimeInForce, Trade
+from orders.statuses import ORDER_TRANSITIONS, TERMINAL_STATUSES, OrderStatus
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +211,9 @@ def order_place(
         return _same_intent(existing, owner=owner, broker=broker, clock=clock)
 
     if side == OrderSide.SELL and position is None and strategy is None:
-        position = _position_to_sell(owner=owner, broker_connection=broker_connection, symbol=symbol, quantity=quantity)
-        leg = OrderLeg.EXIT  # it closes (part of) a position: a kill switch stops entries, not this
+        # Long-only: a SELL closes (part of) an open position, and a manual one names it (the portfolio's
+        # manual_order_place finds it). Without one the broker would go short, so nothing is recorded or sent.
+        raise OrderInputError("a SELL must name the open position it closes (no short selling)")
     clock = clock or WallClock()
     broker = broker or broker_for(broker_connection, clock=clock, bar_size=strategy.bar_size if strategy else None)
     refusal = order_guard(
@@ -247,7 +237,7 @@ def order_place(
         # (a strategy's SELL and the stop watch, say) see each other and cannot both sell the same shares.
         with lock(f"position-exit:{position.pk}", ttl=30, wait=30) if sells_position else contextlib.nullcontext():
             if sells_position and not refusal:
-                refusal = _position_exit_refusal(position=position, quantity=quantity)
+                refusal = position_exit_refusal(position=position, quantity=quantity)
             order = _record(
                 owner=owner,
                 broker_connection=broker_connection,
@@ -275,31 +265,7 @@ def order_place(
     return _send(order, broker)
 
 
-def _position_to_sell(*, owner, broker_connection, symbol, quantity: Decimal):
-    """The open position of the owner in `symbol` on this account that a manual SELL closes (part of): the first that
-    still has `quantity` to sell, else the first (and the exit check says why it cannot). The product is long-only:
-    with no open position there is nothing to sell, and the broker would go short, so nothing is recorded or sent."""
-    from django.db.models import Q
-
-    from portfolio.models import Position
-
-    positions = list(
-        Position.objects.for_owner(owner)
-        .open()
-        .live()
-        .filter(symbol=symbol)
-        .filter(Q(strategy__isnull=True) | Q(strategy__broker_connection=broker_connection))
-        .order_by("opened_at", "pk")
-    )
-    if not positions:
-        raise OrderInputError(
-            f"you hold no {symbol.symbol} on this account: a SELL can only close (part of) an open position "
-            "(no short selling)"
-        )
-    return next((p for p in positions if not _position_exit_refusal(position=p, quantity=quantity)), positions[0])
-
-
-def _position_exit_refusal(*, position, quantity: Decimal) -> str:
+def position_exit_refusal(*, position, quantity: Decimal) -> str:
     """Why selling `quantity` of `position` would sell shares it no longer has, or "". The product is long-only:
     the shares still held, less what earlier exits of the position that are still working may sell, bound a new
     exit (a bracket's own stop and target are left out: an exit cancels them first)."""

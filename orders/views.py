@@ -1,5 +1,5 @@
-"""Orders: a list with status (open ones refresh themselves), a detail with history and fills, cancel, and the
-manual order form. Every write goes through `orders.services`."""
+"""Orders: a list with status (open ones refresh themselves), a detail with history and fills, and cancel. Every
+write goes through `orders.services` (the manual order form is the portfolio's: a SELL closes a position)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_POST
 
+from brokers.interface import BrokerError
+from core.pages import paginate, redirect_to, render_page
 from orders import services
-from orders.forms import ManualOrderForm, OrderFilterForm
-from orders.models import OPEN_STATUSES, Order
-from trading.broker import BrokerError
-from trading.models import Strategy
-from trading.pages import paginate, redirect_to, render_page
-from trading.views import live_orders
+from orders.forms import OrderFilterForm
+from orders.models import Order
+from orders.statuses import OPEN_STATUSES
 
 
 def get_order_for_user(user, order_id) -> Order:
@@ -26,9 +25,9 @@ def get_order_for_user(user, order_id) -> Order:
 
 
 def filtered_orders(user, params):
-    strategies = Strategy.objects.for_owner(user).live().only("id", "name").order_by("name")
+    strategies = user.strategies.live().only("id", "name", "owner").order_by("name")
     form = OrderFilterForm(params or None, strategies=strategies)
-    orders = live_orders(user).select_related("symbol", "strategy").order_by("-created_at")
+    orders = Order.objects.for_owner(user).live().select_related("symbol", "strategy").order_by("-created_at")
     if form.is_valid():
         status = form.cleaned_data.get("status")
         if status == "open":
@@ -81,38 +80,3 @@ def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
     else:
         messages.success(request, f"Cancel sent: the order is {order.get_status_display().lower()}.")
     return redirect_to(request, "order_detail", order_id=order.pk)
-
-
-@login_required
-def order_new(request: HttpRequest) -> HttpResponse:
-    initial = {"client_order_id": services.order_client_id()}
-    if request.GET.get("symbol"):
-        initial["symbol"] = request.GET["symbol"]
-    form = ManualOrderForm(request.POST or None, initial=initial, owner=request.user)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            order = services.order_place(
-                owner=request.user,
-                broker_connection=data["broker_connection"],
-                symbol=data["symbol"],
-                side=data["side"],
-                quantity=data["quantity"],
-                order_type=data["order_type"],
-                limit_price=data["limit_price"],
-                stop_price=data["stop_price"],
-                tif=data["tif"],
-                client_order_id=data["client_order_id"],
-            )
-        except services.OrderInputError as error:
-            form.add_error(None, str(error))
-        except BrokerError as error:
-            form.add_error(None, f"The broker did not take the order: {error}")
-        else:
-            if order.status == "REJECTED":
-                messages.error(request, f"Rejected: {order.status_reason}")
-            else:
-                messages.success(request, f"Order {order.client_order_id} is {order.get_status_display().lower()}.")
-            return redirect_to(request, "order_detail", order_id=order.pk)
-    has_account = form.fields["broker_connection"].queryset.exists()
-    return render_page(request, "orders/order_new.html", {"form": form, "has_account": has_account}, partial="form")

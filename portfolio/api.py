@@ -1,17 +1,23 @@
-"""API: the portfolio now (valuation), its statistics, and a refresh that takes a snapshot."""
+"""API: the portfolio now (valuation), its statistics, a refresh that takes a snapshot, and the trader's manual
+orders (the read side is orders.api)."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from brokers.interface import BrokerError
+from orders.api import ManualOrderSerializer, OrderDetailSerializer, OrderViewSet
+from orders.services import OrderInputError, order_client_id
 from portfolio import services
 from portfolio.models import PortfolioSnapshot
+from portfolio.services import manual_order_place
 
 MONEY = {"max_digits": 18, "decimal_places": 2}
 
@@ -84,9 +90,43 @@ class PortfolioViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["get"])
     def snapshots(self, request: Request) -> Response:
         """The equity curve's points, newest first (paginated)."""
-        from rest_framework.pagination import LimitOffsetPagination
-
         paginator = LimitOffsetPagination()
         queryset = PortfolioSnapshot.objects.filter(owner=request.user).order_by("-taken_at")
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(SnapshotSerializer(page, many=True).data)
+
+
+class ManualOrderViewSet(mixins.CreateModelMixin, OrderViewSet):
+    """Your orders. POST places a manual order through the order service (guarded like a strategy's); a SELL closes
+    (part of) your open position in the symbol on that account."""
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return ManualOrderSerializer
+        return super().get_serializer_class()
+
+    @extend_schema(request=ManualOrderSerializer, responses={201: OrderDetailSerializer})
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        serializer = ManualOrderSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            order = manual_order_place(
+                owner=request.user,
+                broker_connection=data["broker_connection"],
+                symbol=data["symbol"],
+                side=data["side"],
+                quantity=data["quantity"],
+                order_type=data["order_type"],
+                limit_price=data.get("limit_price"),
+                stop_price=data.get("stop_price"),
+                tif=data["tif"],
+                client_order_id=data.get("client_order_id") or order_client_id(),
+            )
+        except OrderInputError as error:
+            raise serializers.ValidationError({"non_field_errors": [str(error)]}) from None
+        except BrokerError as error:
+            return Response({"detail": f"broker: {error}"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        if order.owner_id != request.user.pk:  # a client order id that is someone else's
+            raise serializers.ValidationError({"client_order_id": ["This order id is taken."]})
+        return Response(OrderDetailSerializer(order).data, status=status.HTTP_201_CREATED)

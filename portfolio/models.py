@@ -69,7 +69,7 @@ class Reconciliation(models.Model):
     """One comparison of our open positions with the broker's. Drift is flagged for a person, never auto-fixed."""
 
     broker_connection = models.ForeignKey(
-        "trading.BrokerConnection", on_delete=models.CASCADE, related_name="reconciliations"
+        "brokers.BrokerConnection", on_delete=models.CASCADE, related_name="reconciliations"
     )
     has_drift = models.BooleanField(default=False)
     drift = models.JSONField(default=list, blank=True, help_text="[{symbol, ours, broker}] where they differ")

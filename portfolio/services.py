@@ -9,18 +9,34 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
-from market.models import Bar
-from orders.models import TERMINAL_STATUSES, Order, OrderLeg, OrderSide, OrderType, TimeInForce, Trade
+from brokers.hours import day_order_session, session_close
+from brokers.models import BrokerConnection
+from brokers.services import broker_for
+from market.clock import MarketClock, WallClock, clock_for_strategy
+from market.models import Bar, MarketDataSource
+from market.sources import source_for_strategy
+from orders.models import Order, OrderLeg, OrderSide, OrderSource, OrderType, TimeInForce, Trade
+from orders.services import (
+    OrderInputError,
+    order_cancel,
+    order_place,
+    order_reconcile,
+    orders_sync,
+    position_exit_refusal,
+)
+from orders.statuses import TERMINAL_STATUSES
 from portfolio.models import PortfolioSnapshot, Position, Reconciliation
-from signals_app.models import TradingSignal
-from trading.models import BrokerConnection
+from signals_app.models import SignalAction, SignalOutcome, TradingSignal
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +44,8 @@ ZERO = Decimal(0)
 PRICE_Q = Decimal("0.000001")
 PNL_Q = Decimal("0.0001")
 MONEY_Q = Decimal("0.01")
+SCRATCH_R = Decimal("0.1")  # a closed trade within ±0.1 R of break-even is neither a win nor a loss
+R_QUANTUM = Decimal("0.0001")
 
 
 # --- fills ---------------------------------------------------------------------------------------------------------
@@ -116,8 +134,6 @@ def _apply_sell(trade: Trade, order, position: Position | None) -> FillResult:
 def _signals_settle(position: Position) -> None:
     """The outcome and R multiple of the signals whose entries built this position (signals_app works them out from
     the fills: entries, and exits that carry the position)."""
-    from signals_app.services import signal_outcomes_settle
-
     signal_ids = (
         Order.objects.filter(position=position, side=OrderSide.BUY, signal__isnull=False)
         .values_list("signal_id", flat=True)
@@ -154,8 +170,6 @@ def position_exit_place(
     """Close a position with a DAY limit SELL of all of it through the order service. Open bracket exits of the
     position are cancelled first, so the position is not sold twice. `broker`: the caller's (a replay's), else the
     connection's."""
-    from orders.services import order_cancel, order_place
-
     strategy = position.strategy
     connection = strategy.broker_connection if strategy is not None else None
     for child in Order.objects.filter(parent__position=position, side=OrderSide.SELL).open():
@@ -209,15 +223,50 @@ class Valuation:
     positions: list[PositionValue] = field(default_factory=list)
 
 
+def position_to_sell(*, owner, broker_connection, symbol, quantity: Decimal):
+    """The open position of the owner in `symbol` on this account that a manual SELL closes (part of): the first that
+    still has `quantity` to sell, else the first (and the exit check says why it cannot). The product is long-only:
+    with no open position there is nothing to sell, and the broker would go short, so nothing is recorded or sent."""
+    positions = list(
+        Position.objects.for_owner(owner)
+        .open()
+        .live()
+        .filter(symbol=symbol)
+        .filter(Q(strategy__isnull=True) | Q(strategy__broker_connection=broker_connection))
+        .order_by("opened_at", "pk")
+    )
+    if not positions:
+        raise OrderInputError(
+            f"you hold no {symbol.symbol} on this account: a SELL can only close (part of) an open position "
+            "(no short selling)"
+        )
+    return next((p for p in positions if not position_exit_refusal(position=p, quantity=quantity)), positions[0])
+
+
+def manual_order_place(*, owner, broker_connection, symbol, side: str, quantity: Decimal, **order) -> Order:
+    """A trader's own order, from the order page, the API or the `ibkr` command, through the one order service.
+    A SELL closes (part of) the owner's open position in the symbol on that account: it is bound to that position
+    and placed as its exit (a kill switch stops entries, not exits). With no such position there is nothing to sell
+    (long-only), and OrderInputError says so before anything is recorded or sent."""
+    position = None
+    if side == OrderSide.SELL:
+        position = position_to_sell(owner=owner, broker_connection=broker_connection, symbol=symbol, quantity=quantity)
+        order["leg"] = OrderLeg.EXIT
+    return order_place(
+        owner=owner,
+        broker_connection=broker_connection,
+        symbol=symbol,
+        side=side,
+        quantity=quantity,
+        position=position,
+        **order,
+    )
+
+
 def position_price(position: Position) -> tuple[Decimal | None, dt.datetime]:
     """The position's price now by its strategy's market clock and bar source; else the last stored close."""
-    from market.clock import WallClock
-
     if position.strategy is not None:
         try:
-            from market.clock import clock_for_strategy
-            from market.sources import source_for_strategy
-
             clock = clock_for_strategy(position.strategy)
             return source_for_strategy(position.strategy).latest_price(position.symbol, at=clock.now()), clock.now()
         except Exception as exc:  # a source that cannot answer falls back to the stored bars
@@ -370,30 +419,28 @@ def positions_reconcile(*, broker_connection: BrokerConnection, broker_positions
 # --- tracking: orders to fills to positions -------------------------------------------------------------------------
 
 
-def connection_clock(broker_connection: BrokerConnection):
+def connection_clock(broker_connection: BrokerConnection) -> MarketClock:
     """The clock a connection's orders are judged by: its playback strategy's when its open orders all belong to one
     (the simulated broker fills by that strategy's cursor), else real time."""
-    from market.clock import WallClock, clock_for_strategy
-    from trading.models import MarketDataSource, Strategy
-
-    strategy_ids = set(Order.objects.for_connection(broker_connection).open().values_list("strategy_id", flat=True))
-    strategies = list(Strategy.objects.filter(pk__in=strategy_ids - {None}))
-    if (
-        len(strategies) == 1
-        and len(strategy_ids) == 1
-        and strategies[0].market_data_source == MarketDataSource.PLAYBACK
-    ):
-        return clock_for_strategy(strategies[0])
+    open_orders = Order.objects.for_connection(broker_connection).open()
+    strategy_ids = set(open_orders.values_list("strategy_id", flat=True))
+    if len(strategy_ids) == 1 and None not in strategy_ids:
+        strategy = open_orders.select_related("strategy").first().strategy
+        if strategy.market_data_source == MarketDataSource.PLAYBACK:
+            return clock_for_strategy(strategy)
     return WallClock()
 
 
-def connection_track(*, broker_connection: BrokerConnection, clock=None) -> list[FillResult]:
+def connection_track(
+    *,
+    broker_connection: BrokerConnection,
+    clock: MarketClock | None = None,
+    on_fill: Callable[..., object] | None = None,
+    on_rejection: Callable[..., object] | None = None,
+) -> list[FillResult]:
     """Poll one account: order states and new fills (orders_sync), book each fill into positions and P&L, reconcile
-    DAY orders left open after their session, and notify the owner of fills and rejections."""
-    from orders.services import orders_sync
-    from trading.broker import broker_for
-    from trading.notifications import notify_fill, notify_rejection
-
+    DAY orders left open after their session. `on_fill(trade=)` hears of each fill booked and `on_rejection(order=)`
+    of each order newly rejected (the trading layer passes its notifications)."""
     clock = clock or connection_clock(broker_connection)
     rejected_before = set(
         Order.objects.for_connection(broker_connection).filter(status="REJECTED").values_list("pk", flat=True)
@@ -408,21 +455,19 @@ def connection_track(*, broker_connection: BrokerConnection, clock=None) -> list
         result = fill_apply(trade=trade)
         if result.applied:
             results.append(result)
-            notify_fill(trade=result.trade)
+            if on_fill is not None:
+                on_fill(trade=result.trade)
     _day_orders_expire(broker_connection=broker_connection, broker=broker, clock=clock)
-    for order in (
-        Order.objects.for_connection(broker_connection).filter(status="REJECTED").exclude(pk__in=rejected_before)
-    ):
-        notify_rejection(order=order)
+    if on_rejection is not None:
+        newly_rejected = Order.objects.for_connection(broker_connection).filter(status="REJECTED")
+        for order in newly_rejected.exclude(pk__in=rejected_before):
+            on_rejection(order=order)
     return results
 
 
 def _day_orders_expire(*, broker_connection: BrokerConnection, broker, clock) -> None:
     """A DAY order still open after its session's close is asked about again; if the broker still calls it working,
     it is cancelled, so no order outlives the day it was meant for."""
-    from orders.services import order_cancel, order_reconcile
-    from trading.broker.hours import day_order_session, session_close
-
     now = clock.now()
     for order in Order.objects.for_connection(broker_connection).open().filter(time_in_force=TimeInForce.DAY):
         placed = order.submitted_at or order.created_at
@@ -442,8 +487,6 @@ def _day_orders_expire(*, broker_connection: BrokerConnection, broker, clock) ->
 def stops_watch(*, allowance: Decimal | None = None) -> list[Order]:
     """Exit open positions that have a stop or target but no bracket working for them, once the last price (by the
     strategy's clock) reaches one (position_watch). A replay's positions are watched by the replay, on its clock."""
-    from market.clock import clock_for_strategy
-
     placed = []
     positions = (
         Position.objects.watched()
@@ -470,10 +513,6 @@ def position_watch(
     """Exit `position` when `price` has reached its stop or target and no exit is working for it: a marketable DAY
     limit at the price less `allowance` (STOP_WATCH_ALLOWANCE). One exit per position per trading day of `clock`:
     its client order id says which. `broker`: the caller's (a replay's), else the connection's."""
-    from django.conf import settings
-
-    from orders.models import OrderSource
-
     hit_stop = position.stop_loss is not None and price <= position.stop_loss
     hit_target = position.take_profit is not None and price >= position.take_profit
     if not (hit_stop or hit_target) or position_exit_working(position=position, bracket_legs=True):
@@ -496,15 +535,71 @@ def position_watch(
 
 def snapshots_take() -> list[PortfolioSnapshot]:
     """A snapshot for every owner with a broker connection or a position."""
-    from django.contrib.auth import get_user_model
-
     owners = get_user_model().objects.filter(broker_connections__isnull=False).distinct()
     return [snapshot_take(owner=owner) for owner in owners]
 
 
 def connection_reconcile(*, broker_connection: BrokerConnection) -> Reconciliation:
     """Ask the broker what it holds and compare (positions_reconcile)."""
-    from trading.broker import broker_for
-
     held = broker_for(broker_connection, clock=connection_clock(broker_connection)).positions()
     return positions_reconcile(broker_connection=broker_connection, broker_positions=held)
+
+
+# --- signal outcomes: a BUY signal judged by its fills -------------------------------------------------------------
+
+
+def signal_outcomes_settle(*, signals=None) -> int:
+    """Work out the outcome of BUY signals from their fills. Entry fills are the trades of the signal's BUY orders;
+    exit fills are SELL trades of orders placed under those entries (bracket legs) or closing the position the entry
+    opened. Fully exited: WIN, LOSS or SCRATCH with the R multiple (exit - entry) / (entry - stop), from average fill
+    prices. Entered but not fully exited: OPEN. Returns how many signals changed."""
+    pending = TradingSignal.objects.filter(
+        action=SignalAction.BUY, outcome__in=[SignalOutcome.NONE, SignalOutcome.OPEN]
+    )
+    if signals is not None:
+        pending = pending.filter(pk__in=[s.pk for s in signals])
+    changed = 0
+    for signal in pending:
+        outcome, r_multiple = _outcome_from_fills(signal)
+        if outcome == signal.outcome:
+            continue
+        # Conditional on the outcome we read: two settlers racing cannot both write.
+        changed += TradingSignal.objects.filter(pk=signal.pk, outcome=signal.outcome).update(
+            outcome=outcome, r_multiple=r_multiple
+        )
+    return changed
+
+
+def _outcome_from_fills(signal: TradingSignal) -> tuple[str, Decimal | None]:
+    entries = Order.objects.filter(signal=signal, side=OrderSide.BUY)
+    entry_qty, entry_price = _average_fill(Trade.objects.filter(order__in=entries))
+    if not entry_qty:
+        return signal.outcome, signal.r_multiple
+    positions = [pk for pk in entries.values_list("position_id", flat=True) if pk]
+    exits = Trade.objects.filter(order__side=OrderSide.SELL).filter(
+        Q(order__parent__in=entries) | Q(order__position_id__in=positions)
+    )
+    exit_qty, exit_price = _average_fill(exits)
+    if exit_qty < entry_qty:
+        return SignalOutcome.OPEN, None
+    risk = entry_price - signal.stop_loss if signal.stop_loss is not None else None
+    if not risk or risk <= 0:
+        move = (exit_price - entry_price) / entry_price
+        outcome = (
+            SignalOutcome.SCRATCH
+            if abs(move) < Decimal("0.001")
+            else (SignalOutcome.WIN if move > 0 else SignalOutcome.LOSS)
+        )
+        return outcome, None
+    r_multiple = ((exit_price - entry_price) / risk).quantize(R_QUANTUM)
+    if abs(r_multiple) < SCRATCH_R:
+        return SignalOutcome.SCRATCH, r_multiple
+    return (SignalOutcome.WIN if r_multiple > 0 else SignalOutcome.LOSS), r_multiple
+
+
+def _average_fill(trades) -> tuple[Decimal, Decimal]:
+    rows = list(trades.values_list("quantity", "price"))
+    quantity = sum((q for q, _ in rows), Decimal(0))
+    if not quantity:
+        return Decimal(0), Decimal(0)
+    return quantity, sum((q * p for q, p in rows), Decimal(0)) / quantity

@@ -1,4 +1,5 @@
-"""The portfolio: positions valued now, P&L, statistics, and the equity curve drawn from the snapshots."""
+"""The portfolio: positions valued now, P&L, statistics, the equity curve drawn from the snapshots, and the trader's
+own orders (a manual SELL closes part of a position)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,21 @@ from decimal import Decimal
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_POST
 
+from brokers.interface import BrokerError
+from core.pages import redirect_to, render_page
+from orders.forms import ManualOrderForm
+from orders.services import OrderInputError, order_client_id
 from portfolio import services
 from portfolio.models import PortfolioSnapshot, Position
-from trading.pages import redirect_to, render_page
 
 CURVE_POINTS = 400
 CURVE_WIDTH, CURVE_HEIGHT, PAD_LEFT, PAD_BOTTOM = 800, 260, 70, 24
 
 
 def get_position_for_user(user, position_id) -> Position:
-    from django.shortcuts import get_object_or_404
-
     return get_object_or_404(Position.objects.for_owner(user), pk=position_id)
 
 
@@ -94,3 +97,41 @@ def portfolio_refresh(request: HttpRequest) -> HttpResponse:
     snapshot = services.snapshot_take(owner=request.user)
     messages.success(request, f"Snapshot taken: {snapshot.total_value:,.2f} total.")
     return redirect_to(request, "portfolio")
+
+
+# --- manual orders -------------------------------------------------------------------------------------------------
+
+
+@login_required
+def order_new(request: HttpRequest) -> HttpResponse:
+    initial = {"client_order_id": order_client_id()}
+    if request.GET.get("symbol"):
+        initial["symbol"] = request.GET["symbol"]
+    form = ManualOrderForm(request.POST or None, initial=initial, owner=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            order = services.manual_order_place(
+                owner=request.user,
+                broker_connection=data["broker_connection"],
+                symbol=data["symbol"],
+                side=data["side"],
+                quantity=data["quantity"],
+                order_type=data["order_type"],
+                limit_price=data["limit_price"],
+                stop_price=data["stop_price"],
+                tif=data["tif"],
+                client_order_id=data["client_order_id"],
+            )
+        except OrderInputError as error:
+            form.add_error(None, str(error))
+        except BrokerError as error:
+            form.add_error(None, f"The broker did not take the order: {error}")
+        else:
+            if order.status == "REJECTED":
+                messages.error(request, f"Rejected: {order.status_reason}")
+            else:
+                messages.success(request, f"Order {order.client_order_id} is {order.get_status_display().lower()}.")
+            return redirect_to(request, "order_detail", order_id=order.pk)
+    has_account = form.fields["broker_connection"].queryset.exists()
+    return render_page(request, "orders/order_new.html", {"form": form, "has_account": has_account}, partial="form")

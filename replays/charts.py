@@ -16,6 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pandas as pd
 
+import market.charts  # noqa: F401
 from market.charts import render_chart
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,6 @@ MIN_STEPS = 30  # fewer steps than this: starting the processes would cost more 
 
 def _warm() -> None:
     """Load matplotlib's fonts and mplfinance in each worker before its first real chart."""
-    import market.charts  # noqa: F401
 
 
 class ChartPrefetcher:

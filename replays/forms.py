@@ -3,7 +3,8 @@ from __future__ import annotations
 from django import forms
 
 from replays.models import LLMCacheMode
-from trading.models import Analyst, Strategy
+from signals_app.models import Analyst
+from trading.models import Strategy
 
 
 class ReplayForm(forms.Form):

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from market.models import PRICE, BarSize, Symbol
 from replays.querysets import ReplayQuerySet
-from trading.models import Analyst
+from signals_app.models import Analyst
 
 MONEY = {"max_digits": 18, "decimal_places": 2}
 USD = {"max_digits": 12, "decimal_places": 6}
@@ -57,7 +57,7 @@ class Replay(models.Model):
         "trading.Strategy", on_delete=models.PROTECT, null=True, blank=True, related_name="replay_of"
     )
     broker_connection = models.OneToOneField(
-        "trading.BrokerConnection", on_delete=models.PROTECT, null=True, blank=True, related_name="replay_of"
+        "brokers.BrokerConnection", on_delete=models.PROTECT, null=True, blank=True, related_name="replay_of"
     )
     baseline_of = models.ForeignKey(
         "self",

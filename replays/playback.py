@@ -15,6 +15,7 @@ import pandas as pd
 
 from market.clock import DEFAULT_EXCHANGE_TZ, MarketClock, bar_close, trading_day
 from market.frames import frame_from_rows, resample_weekly
+from market.indicators import compute
 from market.models import Bar, BarSize
 from market.sources import BarSource, BarSourceError, PlaybackExhausted
 
@@ -99,8 +100,6 @@ class ReplayIndicators:
     the first bar of its window, the replay at the first stored bar, so the replay's are the settled ones."""
 
     def __init__(self, history: pd.DataFrame, configs) -> None:
-        from market.indicators import compute
-
         self.history = history
         self.configs = list(configs)
         self.full = {c.name: compute(history, c.indicator_type, c.parameters) for c in self.configs}
@@ -112,7 +111,5 @@ class ReplayIndicators:
         start = int(index.searchsorted(frame.index[0])) if len(frame) else 0
         stop = start + len(frame)
         if stop > len(index) or (len(frame) and (index[start] != frame.index[0] or index[stop - 1] != frame.index[-1])):
-            from market.indicators import compute
-
             return {c.name: compute(frame, c.indicator_type, c.parameters) for c in self.configs}
         return {name: values.iloc[start:stop] for name, values in self.full.items()}

@@ -230,10 +230,10 @@ def figures(
 
 def plot_png(days: Sequence[dt.date], curves: dict[str, Sequence[float]], *, title: str) -> bytes:
     """Equity curves over a drawdown panel, as a PNG."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  (start-up cost: only a replay report draws, so web and worker load it on first use)
 
     matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415  (after matplotlib.use: the Agg backend must be chosen first)
 
     fig = Figure(figsize=(10, 5.5), dpi=100)
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})

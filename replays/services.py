@@ -24,23 +24,26 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
+from brokers.models import BrokerConnection, BrokerKind
+from brokers.services import broker_for
 from lineage.models import LineageRecord
 from market.models import Bar
 from orders.models import Order, Trade
+from orders.services import orders_sync
 from portfolio.models import Position
+from portfolio.services import fill_apply, position_watch
 from replays import report
+from replays.charts import MIN_STEPS, ChartPrefetcher
 from replays.models import STALE_AFTER, LLMCacheMode, Replay, ReplayStatus, ReplayStep
 from replays.playback import ReplayBarSource, ReplayClock, ReplayIndicators, load_history
 from signals_app.llm import analyst_unavailable
-from signals_app.models import LLMCall, PromptType, PromptVersion, TradingSignal
-from trading.models import (
-    Analyst,
-    BrokerConnection,
-    BrokerKind,
-    ExecutionStatus,
-    Strategy,
-    StrategyIndicator,
-)
+from signals_app.models import Analyst, LLMCall, PromptType, PromptVersion, TradingSignal
+from signals_app.prompts import resolve_prompt_version
+from trading import executor
+from trading.analysis import open_position
+from trading.executor import RunContext, _warmup
+from trading.models import ExecutionStatus, Strategy, StrategyIndicator
+from trading.services import REPLAY_TRIGGER, execution_start
 
 if TYPE_CHECKING:
     from trading.executor import Outcome
@@ -76,8 +79,6 @@ def _step_bars(symbol, bar_size: str, start: dt.date, end: dt.date):
 
 def _prompt_version(strategy: Strategy, number: int | None) -> PromptVersion:
     """Version `number` of the strategy's analysis template, or the version the strategy uses now."""
-    from signals_app.prompts import resolve_prompt_version
-
     current = resolve_prompt_version(strategy, PromptType.ANALYSIS)
     if number is None:
         return current
@@ -284,9 +285,6 @@ def _relaxed_commits():
 
 
 def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
-    from trading.broker import broker_for
-    from trading.executor import RunContext
-
     shadow = replay.shadow_strategy or _shadow_create(replay)
     # Loaded once: nothing a replay runs changes its own copy of the strategy.
     shadow = (
@@ -374,12 +372,8 @@ def _chart_prefetcher(replay: Replay, shadow: Strategy, source, indicators, bars
     """Charts drawn ahead on a process pool: a step's chart depends only on the bars up to it, so the next steps'
     charts are rendered while this one runs. None when the replay draws no charts, or so few that the executor may
     as well draw them itself."""
-    from replays.charts import MIN_STEPS, ChartPrefetcher
-
     if not replay.render_charts or replay.anonymise or steps < MIN_STEPS:
         return None
-    from trading.executor import _warmup
-
     return ChartPrefetcher(
         source=source,
         indicators=indicators,
@@ -430,9 +424,6 @@ class _Books:
         self.position: Position | None = None
 
     def track(self, broker, clock) -> None:
-        from orders.services import orders_sync
-        from portfolio.services import fill_apply
-
         if not (self.open_orders or self.placed):
             return  # orders_sync would find no order to poll
         connection = self.replay.broker_connection
@@ -452,8 +443,6 @@ class _Books:
         """The live stop/target watch (portfolio.services.position_watch) for the open position, at the bar's close:
         the last price a watch running at this instant would see. It does not see a stop touched and recovered
         within one bar; a bracket's stop, worked by the simulated broker on each bar's range, does."""
-        from portfolio.services import position_watch
-
         position = self.open_position()
         if position is None or (position.stop_loss is None and position.take_profit is None):
             return
@@ -469,17 +458,12 @@ class _Books:
         return self.position
 
     def _read_again(self) -> None:
-        from signals_app.steps import open_position
-
         if self.changed:
             self.account, self.position, self.changed = _account(self.replay), open_position(self.shadow), False
 
 
 def _execute(shadow: Strategy, context) -> Outcome:
     """One run of the live executor at the replay clock's instant, with the replay's clock, bars and broker."""
-    from trading import executor
-    from trading.services import REPLAY_TRIGGER, execution_start
-
     execution = execution_start(strategy=shadow, trigger=REPLAY_TRIGGER)
     return executor.execute(execution.pk, context=context, started=execution)
 

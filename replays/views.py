@@ -11,10 +11,10 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.pages import redirect_to, render_page
 from replays import services, tasks
 from replays.forms import ReplayForm
 from replays.models import Replay
-from trading.pages import redirect_to, render_page
 
 COMPARED = [
     ("Total return", "total_return", "percent"),

@@ -10,9 +10,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api import UpperChoiceField, list_filters
 from signals_app.models import LLMCall, PromptTemplate, PromptVersion, SignalAction, SignalOutcome, TradingSignal
 from signals_app.prompts import PromptRenderError, check_template_body, prompt_version_create
-from trading.api import UpperChoiceField, list_filters
 
 
 class PromptVersionSerializer(serializers.ModelSerializer):

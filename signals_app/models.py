@@ -8,7 +8,12 @@ from django.utils import timezone
 
 from market.models import PRICE, Symbol
 from signals_app.querysets import LLMCallQuerySet, PromptTemplateQuerySet, SignalQuerySet
-from trading.models import Analyst
+
+
+class Analyst(models.TextChoices):
+    RULES = "rules", "Rules (offline)"
+    ANTHROPIC = "anthropic", "Anthropic"
+    OPENAI = "openai", "OpenAI-compatible"
 
 
 class PromptType(models.TextChoices):

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Q, Sum
-from django.utils import timezone
 
-from orders.models import Order, OrderSide, Trade
 from signals_app.llm import Answer, Exchange
 from signals_app.models import (
     LLMCall,
     LLMCallStatus,
     PromptPerformance,
     PromptVersion,
-    SignalAction,
-    SignalOutcome,
     TradingSignal,
 )
 from signals_app.parsing import ParsedSignal
-
-SCRATCH_R = Decimal("0.1")  # a closed trade within ±0.1 R of break-even is neither a win nor a loss
-R_QUANTUM = Decimal("0.0001")
-
 
 # --- LLM calls ------------------------------------------------------------------------------------------------------
 
@@ -142,63 +132,6 @@ def signal_record(
     )
 
 
-def signal_outcomes_settle(*, signals=None) -> int:
-    """Work out the outcome of BUY signals from their fills. Entry fills are the trades of the signal's BUY orders;
-    exit fills are SELL trades of orders placed under those entries (bracket legs) or closing the position the entry
-    opened. Fully exited: WIN, LOSS or SCRATCH with the R multiple (exit - entry) / (entry - stop), from average fill
-    prices. Entered but not fully exited: OPEN. Returns how many signals changed."""
-    pending = TradingSignal.objects.filter(
-        action=SignalAction.BUY, outcome__in=[SignalOutcome.NONE, SignalOutcome.OPEN]
-    )
-    if signals is not None:
-        pending = pending.filter(pk__in=[s.pk for s in signals])
-    changed = 0
-    for signal in pending:
-        outcome, r_multiple = _outcome_from_fills(signal)
-        if outcome == signal.outcome:
-            continue
-        # Conditional on the outcome we read: two settlers racing cannot both write.
-        changed += TradingSignal.objects.filter(pk=signal.pk, outcome=signal.outcome).update(
-            outcome=outcome, r_multiple=r_multiple
-        )
-    return changed
-
-
-def _outcome_from_fills(signal: TradingSignal) -> tuple[str, Decimal | None]:
-    entries = Order.objects.filter(signal=signal, side=OrderSide.BUY)
-    entry_qty, entry_price = _average_fill(Trade.objects.filter(order__in=entries))
-    if not entry_qty:
-        return signal.outcome, signal.r_multiple
-    positions = [pk for pk in entries.values_list("position_id", flat=True) if pk]
-    exits = Trade.objects.filter(order__side=OrderSide.SELL).filter(
-        Q(order__parent__in=entries) | Q(order__position_id__in=positions)
-    )
-    exit_qty, exit_price = _average_fill(exits)
-    if exit_qty < entry_qty:
-        return SignalOutcome.OPEN, None
-    risk = entry_price - signal.stop_loss if signal.stop_loss is not None else None
-    if not risk or risk <= 0:
-        move = (exit_price - entry_price) / entry_price
-        outcome = (
-            SignalOutcome.SCRATCH
-            if abs(move) < Decimal("0.001")
-            else (SignalOutcome.WIN if move > 0 else SignalOutcome.LOSS)
-        )
-        return outcome, None
-    r_multiple = ((exit_price - entry_price) / risk).quantize(R_QUANTUM)
-    if abs(r_multiple) < SCRATCH_R:
-        return SignalOutcome.SCRATCH, r_multiple
-    return (SignalOutcome.WIN if r_multiple > 0 else SignalOutcome.LOSS), r_multiple
-
-
-def _average_fill(trades) -> tuple[Decimal, Decimal]:
-    rows = list(trades.values_list("quantity", "price"))
-    quantity = sum((q for q, _ in rows), Decimal(0))
-    if not quantity:
-        return Decimal(0), Decimal(0)
-    return quantity, sum((q * p for q, p in rows), Decimal(0)) / quantity
-
-
 # --- prompt performance ---------------------------------------------------------------------------------------------
 
 
@@ -232,11 +165,3 @@ PERFORMANCE_FIELDS = (
     "hit_rate",
     "average_r_multiple",
 )
-
-
-def llm_spend(*, since=None, strategy=None) -> Decimal:
-    """USD spent on LLM calls (cache answers are free), for the dashboard and the cost benchmark's cross-check."""
-    calls = LLMCall.objects.filter(created_at__gte=since or timezone.now() - dt.timedelta(days=30))
-    if strategy is not None:
-        calls = calls.filter(strategy=strategy)
-    return calls.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)

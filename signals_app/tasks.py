@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from core.coordination import LockTimeout, lock
 from signals_app.services import prompt_performance_refresh
-from trading.coordination import LockTimeout, lock
 
 
 @shared_task(name="signals_app.prompt_performance_refresh", ignore_result=True)

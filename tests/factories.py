@@ -15,20 +15,15 @@ from django.contrib.auth import get_user_model
 from django.db.models import Max
 from django.utils import timezone
 
+from brokers.models import BrokerConnection, BrokerKind
+from core.models import UserProfile
 from lineage.models import LineageRecord, LineageStatus
-from market.models import AssetType, Bar, BarSize, Symbol
-from orders.models import (
-    Order,
-    OrderLeg,
-    OrderSide,
-    OrderSource,
-    OrderStatus,
-    OrderStatusChange,
-    OrderType,
-    Trade,
-)
+from market.models import AssetType, Bar, BarSize, IndicatorConfig, IndicatorType, MarketDataSource, Symbol
+from orders.models import Order, OrderLeg, OrderSide, OrderSource, OrderStatusChange, OrderType, Trade
+from orders.statuses import OrderStatus
 from portfolio.models import PortfolioSnapshot, Position
 from signals_app.models import (
+    Analyst,
     PromptPerformance,
     PromptTemplate,
     PromptType,
@@ -37,20 +32,7 @@ from signals_app.models import (
     SignalOutcome,
     TradingSignal,
 )
-from trading.models import (
-    Analyst,
-    BrokerConnection,
-    BrokerKind,
-    IndicatorConfig,
-    IndicatorType,
-    MarketDataSource,
-    Notification,
-    NotificationKind,
-    Strategy,
-    StrategyExecution,
-    StrategyIndicator,
-    UserProfile,
-)
+from trading.models import Notification, NotificationKind, Strategy, StrategyExecution, StrategyIndicator
 
 FIRST_SESSION = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)  # a Tuesday; daily bars are keyed at 00:00 UTC
 DEFAULT_PASSWORD = "factory-pass-1234"

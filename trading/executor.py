@@ -37,6 +37,9 @@ import pandas as pd
 from django.conf import settings
 from django.db import transaction
 
+from brokers.interface import BrokerError, NotAuthenticated
+from brokers.models import BrokerKind
+from brokers.services import broker_for
 from lineage.models import LineageRecord, LineageStatus
 from lineage.services import (
     ERROR_STEP,
@@ -46,62 +49,37 @@ from lineage.services import (
     lineage_record_many,
     lineage_recorded,
 )
+from lineage.steps import STEP_NUMBERS
 from market.charts import render_chart, store_chart
 from market.clock import FixedClock, clock_for_strategy
 from market.indicators import compute, warmup_bars
-from market.models import BarSize
+from market.models import BarSize, MarketDataSource
 from market.sources import PlaybackExhausted, source_for_strategy
 from orders.models import Order, OrderLeg, OrderSide, OrderSource, OrderType, TimeInForce
 from orders.services import Bracket, order_place
 from portfolio.models import Position
 from portfolio.services import position_exit_place
-from replays.anonymise import anonymise_context
-from signals_app import steps
+from signals_app.anonymise import anonymise_context
 from signals_app.llm import Analysis, Answer
 from signals_app.models import PromptVersion, TradingSignal
 from signals_app.services import signal_record
+from trading import analysis as steps
 from trading import risk
-from trading.broker import BrokerError, NotAuthenticated, broker_for
-from trading.models import BrokerKind, ExecutionStatus, MarketDataSource, Strategy, StrategyExecution
+from trading.models import ExecutionStatus, SkipReason, Strategy, StrategyExecution
 from trading.notifications import notify_rejection, notify_run_failed
+from trading.queues import STEP_QUEUES
 from trading.services import execution_finish
 
 logger = logging.getLogger(__name__)
 
-STEPS = [
-    "load_strategy",
-    "fetch_market_data",
-    "calculate_indicators",
-    "generate_charts",
-    "llm_analysis",
-    "parse_signal",
-    "risk_check",
-    "place_order",
-    "execution_complete",
-]
-STEP_NUMBERS = {name: number for number, name in enumerate(STEPS, start=1)}
-# With PIPELINE_SPLIT_QUEUES, the queue each step runs on. The steps up to the chart run in one chart process, so the
-# bars and indicators it draws are the ones it just computed, not read again.
-STEP_QUEUES = {
-    "load_strategy": "charts",
-    "fetch_market_data": "charts",
-    "calculate_indicators": "charts",
-    "generate_charts": "charts",
-    "llm_analysis": "analysis",
-    "parse_signal": "analysis",
-    "risk_check": "analysis",
-    "place_order": "orders",
-    "execution_complete": "orders",
-}
-
-
-def first_queue() -> str | None:
-    """Where a run starts: the first step's queue when the pipeline is split, else the default queue."""
-    return STEP_QUEUES[STEPS[0]] if settings.PIPELINE_SPLIT_QUEUES else None
-
 
 class Skip(Exception):
-    """The run cannot go on, and that is not a failure (inactive, not logged in, no more playback data)."""
+    """The run cannot go on, and that is not a failure (inactive, not logged in, no more playback data). `reason`
+    is the SkipReason the execution is closed with; the message says it in words."""
+
+    def __init__(self, message: str, *, reason: SkipReason) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Handoff(Exception):
@@ -246,7 +224,8 @@ def step(name: str, *, restore: Callable[..., Any], atomic: bool = False):
             if recorded is not None and recorded.status == LineageStatus.ERROR:  # failed before the run was closed
                 raise StepFailed(name, RuntimeError(recorded.error))
             if recorded is not None:
-                raise Skip(recorded.error or f"{name} was skipped")
+                reason = SkipReason(recorded.output_data.get("skip_reason") or SkipReason.INACTIVE)
+                raise Skip(recorded.error or f"{name} was skipped", reason=reason)
             queue = run.must_hand_off(name)
             if queue:
                 raise Handoff(name, queue)
@@ -272,7 +251,7 @@ def step(name: str, *, restore: Callable[..., Any], atomic: bool = False):
             except Skip as skip:
                 if atomic:
                     run.unflush(unsaved)
-                record = _record_problem(run, name, started, LineageStatus.SKIPPED, str(skip))
+                record = _record_problem(run, name, started, LineageStatus.SKIPPED, str(skip), skip_reason=skip.reason)
                 run.reported(record, read_back=False)
                 raise
             except Exception as exc:
@@ -289,13 +268,16 @@ def step(name: str, *, restore: Callable[..., Any], atomic: bool = False):
     return decorate
 
 
-def _record_problem(run: Run, name: str, started: float, status: str, message: str) -> LineageRecord:
+def _record_problem(
+    run: Run, name: str, started: float, status: str, message: str, *, skip_reason: str = ""
+) -> LineageRecord:
+    output = {"status": status, "reason": message} | ({"skip_reason": skip_reason} if skip_reason else {})
     return run.record(
         step_name=name,
         step_number=STEP_NUMBERS[name],
         status=status,
         error=message,
-        output_data={"status": status, "reason": message},
+        output_data=output,
         metadata={"strategy_id": run.execution.strategy_id},
         duration_ms=_ms(started),
     )
@@ -354,7 +336,7 @@ def _run(run: Run) -> Outcome:
         run.flush(closing=True)
         return Outcome(execution_id=str(run.execution.pk), status=ExecutionStatus.RUNNING, handoff_queue=handoff.queue)
     except Skip as skip:
-        return _close_skipped(run, str(skip))
+        return _close_skipped(run, str(skip), skip.reason)
     except StepFailed as failure:
         return _close_failed(run, failure.step, failure.error)
     except Exception as exc:  # a failure outside any step (reading lineage, the database going away)
@@ -409,10 +391,13 @@ def load_strategy(run: Run) -> StepResult:
         "is_active": strategy.is_active,
     }
     if not strategy.is_active:
-        raise Skip("strategy inactive")
+        raise Skip("strategy inactive", reason=SkipReason.INACTIVE)
     ibkr = connection is not None and connection.kind == BrokerKind.IBKR
     if ibkr and not run.execution.dry_run and not connection.authenticated:
-        raise Skip(f"IBKR session not authenticated ({connection.auth_message or 'log in at the gateway'})")
+        raise Skip(
+            f"IBKR session not authenticated ({connection.auth_message or 'log in at the gateway'})",
+            reason=SkipReason.SESSION_DOWN,
+        )
     return StepResult(
         input={"strategy_id": strategy.pk, "trigger": run.execution.trigger, "dry_run": run.execution.dry_run},
         output={"strategy": snapshot, "is_active": strategy.is_active},
@@ -484,7 +469,7 @@ def fetch_market_data(run: Run, strategy: Strategy) -> StepResult:
         try:
             source.advance()  # one bar per run; recorded here, so a resumed run does not advance again
         except PlaybackExhausted as exc:
-            raise Skip(str(exc) or "playback data exhausted") from exc
+            raise Skip(str(exc) or "playback data exhausted", reason=SkipReason.PLAYBACK_EXHAUSTED) from exc
     now = _clock(run, strategy).now()
     wanted = strategy.lookback_bars + _warmup(strategy)
     sizes = [strategy.bar_size] + ([BarSize.W1] if strategy.weekly_chart and strategy.bar_size != BarSize.W1 else [])
@@ -493,7 +478,7 @@ def fetch_market_data(run: Run, strategy: Strategy) -> StepResult:
         try:
             frame = source.bars(strategy.symbol, bar_size, end=now, limit=wanted)
         except PlaybackExhausted as exc:
-            raise Skip(str(exc) or "playback data exhausted") from exc
+            raise Skip(str(exc) or "playback data exhausted", reason=SkipReason.PLAYBACK_EXHAUSTED) from exc
         if frame.empty:
             raise ValueError(f"no {bar_size} bars for {strategy.symbol.symbol} up to {now.isoformat()}")
         frames[bar_size] = frame
@@ -692,7 +677,7 @@ def risk_check(run: Run, strategy: Strategy, signal) -> StepResult:
             summary = _broker(run, strategy).account_summary()
         except NotAuthenticated as exc:
             if not run.execution.dry_run:
-                raise Skip(f"IBKR session not authenticated: {exc}") from exc
+                raise Skip(f"IBKR session not authenticated: {exc}", reason=SkipReason.SESSION_DOWN) from exc
         except BrokerError:
             if not run.execution.dry_run:  # a dry run is sized when the broker answers, and judged without it else
                 raise
@@ -784,7 +769,7 @@ def place_order(run: Run, strategy: Strategy, signal, decision: dict) -> StepRes
                 f"SELL {position.quantity} {strategy.symbol.symbol} limit {signal.entry_price} DAY: closes the position"
             )
     except NotAuthenticated as exc:
-        raise Skip(f"IBKR session not authenticated: {exc}") from exc
+        raise Skip(f"IBKR session not authenticated: {exc}", reason=SkipReason.SESSION_DOWN) from exc
     for order in placed:
         if order.status == "REJECTED":
             transaction.on_commit(functools.partial(notify_rejection, order=order))
@@ -849,19 +834,19 @@ def execution_complete(run: Run, signal, orders: list) -> StepResult:
 # --- closing a run that did not complete ------------------------------------------------------------------------
 
 
-def _close_skipped(run: Run, reason: str) -> Outcome:
+def _close_skipped(run: Run, reason: str, skip_reason: SkipReason) -> Outcome:
 
     record = run.record(
         step_name="execution_complete",
         step_number=STEP_NUMBERS["execution_complete"],
         status=LineageStatus.SKIPPED,
-        output_data={"status": ExecutionStatus.SKIPPED, "reason": reason},
+        output_data={"status": ExecutionStatus.SKIPPED, "reason": reason, "skip_reason": skip_reason},
         metadata={"strategy_id": run.execution.strategy_id},
         duration_ms=_ms(run.started),
     )
     run.flush(closing=True)
     run.reported(record, read_back=False)
-    execution_finish(execution=run.execution, status=ExecutionStatus.SKIPPED, error=reason)
+    execution_finish(execution=run.execution, status=ExecutionStatus.SKIPPED, error=reason, skip_reason=skip_reason)
     return Outcome(execution_id=str(run.execution.pk), status=ExecutionStatus.SKIPPED, error=reason)
 
 

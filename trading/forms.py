@@ -8,9 +8,12 @@ from functools import cache
 from django import forms
 from django.core.exceptions import ValidationError
 
-from market.models import Symbol
+from brokers.models import BrokerConnection
+from market.indicators import validate_config
+from market.models import IndicatorConfig, IndicatorType, Symbol
 from signals_app.models import PromptTemplate, PromptType, PromptVersion
-from trading.models import BrokerConnection, IndicatorConfig, IndicatorType, Strategy
+from trading.models import Strategy
+from trading.services import cron_fields
 
 
 @cache
@@ -92,8 +95,6 @@ class IndicatorConfigForm(forms.ModelForm):
         indicator_type = cleaned.get("indicator_type")
         parameters = cleaned.get("parameters")
         if indicator_type and parameters is not None:
-            from market.indicators import validate_config
-
             try:
                 cleaned["parameters"] = validate_config(indicator_type, parameters)
             except ValidationError as error:
@@ -198,8 +199,6 @@ class OwnedStrategyForm(forms.ModelForm):
         return sorted(chosen, key=lambda i: given.index(str(i.pk)) if str(i.pk) in given else len(given))
 
     def clean_schedule_cron(self) -> str:
-        from trading.services import cron_fields
-
         expression = " ".join(self.cleaned_data["schedule_cron"].split())
         cron_fields(expression)  # raises ValidationError naming what is wrong
         return expression

@@ -6,124 +6,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from market.models import BarSize, Symbol
+from brokers.models import BrokerConnection
+from market.models import BarSize, IndicatorConfig, MarketDataSource, Symbol
+from signals_app.models import Analyst
 from trading.querysets import ExecutionQuerySet, NotificationQuerySet, StrategyQuerySet
 
 MONEY = {"max_digits": 18, "decimal_places": 2}
 RATIO = {"max_digits": 7, "decimal_places": 4}
-
-DEFAULT_QUESTION_IDS = ["o163", "o383", "o451", "o10331"]
-
-
-def default_question_ids() -> list[str]:
-    return list(DEFAULT_QUESTION_IDS)
-
-
-class Analyst(models.TextChoices):
-    RULES = "rules", "Rules (offline)"
-    ANTHROPIC = "anthropic", "Anthropic"
-    OPENAI = "openai", "OpenAI-compatible"
-
-
-class BrokerKind(models.TextChoices):
-    SIMULATED = "simulated", "Simulated"
-    IBKR = "ibkr", "Interactive Brokers"
-
-
-class MarketDataSource(models.TextChoices):
-    STORED = "stored", "Stored bars"
-    PLAYBACK = "playback", "Playback of stored history"
-    IBKR = "ibkr", "IBKR history"
-
-
-class IndicatorType(models.TextChoices):
-    RSI = "RSI"
-    MACD = "MACD"
-    ATR = "ATR"
-    SMA = "SMA"
-    EMA = "EMA"
-    BB = "BB", "Bollinger Bands"
-    SUPERTREND = "SUPERTREND", "Supertrend"
-
-
-class UserProfile(models.Model):
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
-    time_zone = models.CharField(max_length=64, default="America/New_York")
-
-    def __str__(self) -> str:
-        return f"{self.user} ({self.time_zone})"
-
-
-class BrokerConnection(models.Model):
-    """Where a strategy's orders go. Never holds a password: IBKR logins happen in the gateway's own page."""
-
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="broker_connections")
-    name = models.CharField(max_length=100)
-    kind = models.CharField(max_length=16, choices=BrokerKind.choices, default=BrokerKind.SIMULATED)
-    gateway_url = models.URLField(blank=True, help_text="e.g. https://localhost:5000/v1/api")
-    account_id = models.CharField(max_length=32, blank=True)
-    verify_tls = models.CharField(
-        max_length=500, default="true", help_text="true, false, or the path of a CA bundle for the gateway"
-    )
-    allowed_question_ids = models.JSONField(
-        default=default_question_ids,
-        blank=True,
-        help_text="IBKR order questions answered 'yes' because our own guard checks the same thing",
-    )
-    starting_cash = models.DecimalField(
-        **MONEY, default=Decimal("100000.00"), help_text="simulated broker: the cash the account starts with"
-    )
-    last_keepalive_at = models.DateTimeField(null=True, blank=True)
-    authenticated = models.BooleanField(default=False)
-    connected = models.BooleanField(default=False)
-    competing = models.BooleanField(default=False)
-    auth_message = models.CharField(max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["owner", "name"]
-        constraints = [
-            models.UniqueConstraint(fields=["owner", "name"], name="broker_connection_name_unique_per_owner"),
-            models.CheckConstraint(condition=Q(kind__in=BrokerKind.values), name="broker_connection_kind_valid"),
-            models.CheckConstraint(
-                condition=Q(kind="simulated") | ~Q(gateway_url=""), name="ibkr_connection_has_gateway_url"
-            ),
-            models.CheckConstraint(condition=Q(starting_cash__gte=0), name="broker_starting_cash_not_negative"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.get_kind_display()})"
-
-    @property
-    def can_trade(self) -> bool:
-        return self.kind == BrokerKind.SIMULATED or (self.authenticated and self.connected and not self.competing)
-
-
-class IndicatorConfig(models.Model):
-    """A saved indicator with its parameters, shared by strategies through StrategyIndicator."""
-
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="indicator_configs")
-    name = models.CharField(max_length=100)
-    indicator_type = models.CharField(max_length=16, choices=IndicatorType.choices)
-    parameters = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["owner", "name"]
-        constraints = [
-            models.UniqueConstraint(fields=["owner", "name"], name="indicator_name_unique_per_owner"),
-            models.CheckConstraint(condition=Q(indicator_type__in=IndicatorType.values), name="indicator_type_valid"),
-        ]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def clean(self) -> None:
-        # Every form (admin, pages, API serializers through full_clean) gets the registry's field errors, and the
-        # stored parameters always carry the defaults filled in.
-        from market.indicators import validate_config_fields
-
-        self.parameters = validate_config_fields(self.indicator_type, self.parameters)
 
 
 class Strategy(models.Model):
@@ -226,6 +115,22 @@ class ExecutionStatus(models.TextChoices):
     FAILED = "FAILED"
 
 
+class SkipReason(models.TextChoices):
+    """Why a run did not go on: one vocabulary for every cause. A SKIPPED execution always has one."""
+
+    INACTIVE = "inactive", "Strategy paused"
+    CLAIM_HELD = "claim_held", "Another run holds the strategy"
+    TRIGGER_EXPIRED = "trigger_expired", "Trigger expired before it ran"
+    PLAYBACK_EXHAUSTED = "playback_exhausted", "Playback data exhausted"
+    SESSION_DOWN = "session_down", "Broker session down"
+    STALE_DATA = "stale_data", "Market data stale"
+    MARKET_CLOSED = "market_closed", "Market closed"
+    LLM_BUDGET = "llm_budget", "LLM budget reached"
+    DRIFT_HALT = "drift_halt", "Halted: books drift from the broker"
+    PROTECTION_HALT = "protection_halt", "Halted: position unprotected"
+    STRATEGY_ARCHIVED = "strategy_archived", "Strategy archived"
+
+
 class StrategyExecution(models.Model):
     execution_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="executions")
@@ -235,6 +140,7 @@ class StrategyExecution(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, help_text="the failure, or why the run was skipped")
+    skip_reason = models.CharField(max_length=24, choices=SkipReason.choices, blank=True, default="")
 
     objects = ExecutionQuerySet.as_manager()
 
@@ -244,6 +150,11 @@ class StrategyExecution(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(status__in=ExecutionStatus.values), name="execution_status_valid"),
             models.CheckConstraint(
+                condition=(Q(status="SKIPPED") & Q(skip_reason__in=SkipReason.values))
+                | (~Q(status="SKIPPED") & Q(skip_reason="")),
+                name="execution_skipped_iff_reason",
+            ),
+            models.CheckConstraint(
                 condition=Q(finished_at__isnull=True) | Q(finished_at__gte=models.F("started_at")),
                 name="execution_finishes_after_start",
             ),
@@ -251,27 +162,6 @@ class StrategyExecution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy} {self.started_at:%Y-%m-%d %H:%M} {self.status}"
-
-
-class Lease(models.Model):
-    """A named lock held until `expires_at`, for setups without Redis (trading.coordination)."""
-
-    name = models.CharField(max_length=200, unique=True)
-    token = models.CharField(max_length=64, blank=True)
-    expires_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class RateSlot(models.Model):
-    """The next instant a throttled key may be used, for setups without Redis (trading.coordination)."""
-
-    key = models.CharField(max_length=200, unique=True)
-    next_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return self.key
 
 
 class StrategyClaim(models.Model):

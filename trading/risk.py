@@ -16,7 +16,8 @@ from django.conf import settings
 from django.db.models import Q, Sum
 
 from market.clock import MarketClock
-from orders.models import TERMINAL_STATUSES, Order, OrderSide, Trade
+from orders.models import Order, OrderSide, Trade
+from orders.statuses import TERMINAL_STATUSES
 from portfolio.models import Position
 from portfolio.services import position_exit_working
 from signals_app.models import SignalAction

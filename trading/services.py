@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from celery import current_app
 from celery.schedules import crontab as celery_crontab
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -24,14 +25,9 @@ from django_celery_beat.validators import crontab_validator
 
 from lineage.models import LineageStatus
 from lineage.services import ERROR_STEP, ERROR_STEP_NUMBER, lineage_record
-from trading.models import (
-    ExecutionStatus,
-    IndicatorConfig,
-    Strategy,
-    StrategyClaim,
-    StrategyExecution,
-    StrategyIndicator,
-)
+from market.models import IndicatorConfig
+from trading.models import ExecutionStatus, Strategy, StrategyClaim, StrategyExecution, StrategyIndicator
+from trading.queues import first_queue
 
 BEAT_TASK = "trading.strategy_due"
 DEFAULT_TIMEZONE = "America/New_York"
@@ -287,11 +283,22 @@ def strategy_runnable_check(*, strategy: Strategy) -> None:
         raise StrategyPaused(f"{strategy.name} is paused: resume it first")
 
 
+RUN_EXPIRES_SECONDS = 600  # a run task not picked up within 10 minutes is dropped (its execution stays resumable)
+
+
+def strategy_run_enqueue(execution_id: str, queue: str | None = None) -> None:
+    """Send the run task for a created execution: to `queue`, else where a run starts (executor.first_queue)."""
+    queue = queue or first_queue()
+    options = {"expires": RUN_EXPIRES_SECONDS}
+    if queue:
+        options["queue"] = queue
+    # By its registered name: the task module imports this one.
+    current_app.tasks["trading.strategy_run"].apply_async(args=[execution_id], kwargs={"queue": queue}, **options)
+
+
 def strategy_run_now(*, strategy: Strategy) -> StrategyExecution:
     """A manual run: claim the strategy and create its execution, then enqueue the run once that is committed, as
     the beat trigger does. Raises StrategyPaused (nothing created) or AlreadyRunning."""
-    from trading.tasks import strategy_run_enqueue  # tasks import this module
-
     strategy_runnable_check(strategy=strategy)
     with transaction.atomic():
         execution = execution_start(strategy=strategy, trigger="manual")
@@ -348,16 +355,20 @@ def execution_claim_release(*, execution: StrategyExecution) -> None:
     StrategyClaim.objects.filter(execution=execution).update(execution=None, expires_at=timezone.now())
 
 
-def execution_finish(*, execution: StrategyExecution, status: str, error: str = "") -> bool:
+def execution_finish(*, execution: StrategyExecution, status: str, error: str = "", skip_reason: str = "") -> bool:
     """Close a RUNNING execution (COMPLETED, SKIPPED or FAILED) and release its claim. False if it was already
-    closed: finishing is a claim too, so a run and a resumed copy of it cannot both close it."""
+    closed: finishing is a claim too, so a run and a resumed copy of it cannot both close it. A SKIPPED one names
+    its SkipReason (and only a SKIPPED one)."""
+    if (status == ExecutionStatus.SKIPPED) != bool(skip_reason):
+        raise ValueError(f"a {status} execution {'needs' if not skip_reason else 'has no'} skip reason")
     now = timezone.now()
     # Inside a caller's transaction (the execution_complete step) a failure fails that transaction: no savepoint.
     with transaction.atomic(savepoint=False):
         changed = StrategyExecution.objects.filter(pk=execution.pk, status=ExecutionStatus.RUNNING).update(
-            status=status, error=error[:10_000], finished_at=max(now, execution.started_at)
+            status=status, error=error[:10_000], skip_reason=skip_reason, finished_at=max(now, execution.started_at)
         )
         execution_claim_release(execution=execution)
     if changed:
         execution.status, execution.error, execution.finished_at = status, error, max(now, execution.started_at)
+        execution.skip_reason = skip_reason
     return changed == 1

@@ -1,6 +1,6 @@
 from django import template
 
-from trading.templatetags.ui import money, pct
+from core.templatetags.ui import money, pct
 
 register = template.Library()
 

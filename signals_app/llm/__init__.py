@@ -1,138 +1,55 @@
-"""One interface for every analyst: a request (system text, rendered prompt, chart images) in, an answer out.
-
-`get_analyst(name)` returns the Anthropic, OpenAI-compatible or rules analyst. The LLM analysts only talk HTTP;
-recording the call (LLMCall), the LLM cache and the prompt resolution live in `signals_app.steps`.
+"""The analysts: `get_analyst(name)` returns the Anthropic, OpenAI-compatible or rules analyst, all behind the one
+interface of `signals_app.llm.base` (re-exported here). The LLM analysts only talk HTTP; recording the call
+(LLMCall), the LLM cache and the prompt resolution live with the run's steps (trading.analysis).
 """
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass, field
-from decimal import Decimal
-
 from django.conf import settings
 
-from trading.models import Analyst as AnalystKind
+from signals_app.llm.anthropic import AnthropicAnalyst
+from signals_app.llm.base import (
+    MILLION,
+    Analysis,
+    AnalysisRequest,
+    Answer,
+    BaseAnalyst,
+    ChartImage,
+    Exchange,
+    LLMCacheMiss,
+    LLMError,
+    SpendLimitReached,
+    cost_usd,
+    price_for,
+)
+from signals_app.llm.openai import OpenAIAnalyst
+from signals_app.llm.rules import RulesAnalyst
+from signals_app.models import Analyst as AnalystKind
 
-
-class LLMError(Exception):
-    """The analyst could not produce an answer (transport, HTTP status, bad configuration). The call is recorded
-    with this error and the step fails; nothing is traded."""
-
-    def __init__(self, message: str, *, exchange: Exchange | None = None) -> None:
-        super().__init__(message)
-        self.exchange = exchange
-
-
-class SpendLimitReached(LLMError):
-    """The provider's spend cap is reached: retrying cannot help until it resets."""
-
-
-class LLMCacheMiss(LLMError):
-    """--llm-cache only, and no stored answer matches this request."""
-
-
-@dataclass(frozen=True)
-class ChartImage:
-    """A rendered chart as stored: the bytes go to the model, the key and sha256 go to the audit log."""
-
-    key: str
-    sha256: str
-    data: bytes
-    width: int = 0
-    height: int = 0
-    media_type: str = "image/png"
-    title: str = ""
-
-    def base64(self) -> str:
-        return base64.b64encode(self.data).decode("ascii")
-
-    def audit(self) -> dict:
-        return {"key": self.key, "sha256": self.sha256, "media_type": self.media_type, "bytes": len(self.data)}
-
-
-@dataclass(frozen=True)
-class AnalysisRequest:
-    model: str
-    system: str
-    prompt: str
-    images: list[ChartImage] = field(default_factory=list)
-    schema: dict = field(default_factory=dict)
-    max_tokens: int = 4096
-    effort: str = "low"
-    context: dict = field(default_factory=dict)  # for the rules analyst, which reads numbers instead of text
-
-
-@dataclass
-class Exchange:
-    """What went over the wire for one analysis: enough to audit and to price it."""
-
-    request: dict = field(default_factory=dict)  # as sent, without credentials, images by key and sha256
-    request_headers: dict = field(default_factory=dict)
-    response: dict = field(default_factory=dict)
-    resolved_model: str = ""
-    stop_reason: str = ""
-    request_id: str = ""
-    retries: int = 0
-    latency_ms: int = 0
-    usage: dict = field(default_factory=dict)
-
-
-@dataclass
-class Answer:
-    """The analyst's answer: `text` (JSON or the labelled text format) or `fields` already structured."""
-
-    text: str = ""
-    fields: dict | None = None
-    stop_reason: str = "end_turn"
-    exchange: Exchange = field(default_factory=Exchange)
-
-
-@dataclass
-class Analysis:
-    """What `steps.analyse` returns: the answer plus where it came from and what it cost."""
-
-    analyst: str
-    model: str
-    answer: Answer
-    prompt_version: object | None = None  # PromptVersion, or None for the rules analyst
-    system_prompt_version: object | None = None
-    rendered_prompt: str = ""
-    llm_call: object | None = None  # LLMCall, or None for the rules analyst
-    from_cache: bool = False
-    cost_usd: Decimal | None = Decimal(0)
-
-    @property
-    def usage(self) -> dict:
-        return self.answer.exchange.usage
-
-    @property
-    def resolved_model(self) -> str:
-        return self.answer.exchange.resolved_model or self.model
-
-
-class BaseAnalyst:
-    kind: str = ""
-
-    def analyse(self, request: AnalysisRequest) -> Answer:
-        raise NotImplementedError
-
-    def default_model(self) -> str:
-        raise NotImplementedError
+__all__ = [
+    "Analysis",
+    "AnalysisRequest",
+    "Answer",
+    "BaseAnalyst",
+    "ChartImage",
+    "Exchange",
+    "LLMCacheMiss",
+    "LLMError",
+    "MILLION",
+    "SpendLimitReached",
+    "analyst_unavailable",
+    "cost_usd",
+    "get_analyst",
+    "price_for",
+]
 
 
 def get_analyst(kind: str) -> BaseAnalyst:
     if kind == AnalystKind.ANTHROPIC:
-        from signals_app.llm.anthropic import AnthropicAnalyst
-
         return AnthropicAnalyst()
     if kind == AnalystKind.OPENAI:
-        from signals_app.llm.openai import OpenAIAnalyst
-
         return OpenAIAnalyst()
     if kind == AnalystKind.RULES:
-        from signals_app.llm.rules import RulesAnalyst
-
         return RulesAnalyst()
     raise ValueError(f"unknown analyst {kind!r}: use one of {', '.join(AnalystKind.values)}")
 
@@ -145,35 +62,3 @@ def analyst_unavailable(kind: str) -> str:
     if kind == AnalystKind.OPENAI and not settings.OPENAI_BASE_URL:
         return "OPENAI_BASE_URL is not set: the OpenAI-compatible analyst has no server to call"
     return ""
-
-
-MILLION = Decimal(1_000_000)
-
-
-def price_for(model: str, prices: dict | None = None) -> dict[str, Decimal] | None:
-    """The price row (USD per million tokens) whose key is the longest prefix of `model`, or None."""
-    from django.conf import settings
-
-    table = settings.LLM_PRICES if prices is None else prices
-    matches = [key for key in table if model == key or model.startswith(key + "-")]
-    if not matches:
-        return None
-    return {name: Decimal(value) for name, value in table[max(matches, key=len)].items()}
-
-
-def cost_usd(model: str, usage: dict, prices: dict | None = None) -> Decimal | None:
-    """What one call cost: uncached input, cache writes (5-minute or 1-hour), cache reads and output (thinking
-    included). None when the model has no price, so an unknown cost is never shown as zero."""
-    price = price_for(model, prices)
-    if price is None:
-        return None
-    write_1h = int(usage.get("cache_creation_1h_input_tokens") or 0)
-    write_5m = int(usage.get("cache_creation_input_tokens") or 0) - write_1h
-    total = (
-        int(usage.get("input_tokens") or 0) * price["input"]
-        + write_5m * price["cache_write_5m"]
-        + write_1h * price["cache_write_1h"]
-        + int(usage.get("cache_read_input_tokens") or 0) * price["cache_read"]
-        + int(usage.get("output_tokens") or 0) * price["output"]
-    )
-    return (total / MILLION).quantize(Decimal("0.000001"))

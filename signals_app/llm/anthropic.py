@@ -19,7 +19,7 @@ import anthropic
 import httpx2
 from django.conf import settings
 
-from signals_app.llm import (
+from signals_app.llm.base import (
     AnalysisRequest,
     Answer,
     BaseAnalyst,

@@ -15,7 +15,7 @@ import httpx2
 import openai
 from django.conf import settings
 
-from signals_app.llm import AnalysisRequest, Answer, BaseAnalyst, Exchange, LLMError
+from signals_app.llm.base import AnalysisRequest, Answer, BaseAnalyst, Exchange, LLMError
 
 SECRET_HEADERS = {"authorization", "api-key", "x-api-key", "cookie", "proxy-authorization"}
 FINISH_TO_STOP = {"stop": "end_turn", "length": "max_tokens", "content_filter": "refusal"}

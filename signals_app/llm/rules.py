@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from signals_app.llm import AnalysisRequest, Answer, BaseAnalyst, Exchange
+from signals_app.llm.base import AnalysisRequest, Answer, BaseAnalyst, Exchange
 
 BUY_SCORE = Decimal("0.5")
 ATR_STOP_MULTIPLE = Decimal(2)

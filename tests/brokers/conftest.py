@@ -11,14 +11,14 @@ from decimal import Decimal
 import pytest
 import responses
 
+from brokers.ibkr import IbkrBroker, IbkrClient
+from brokers.simulated import SimulatedBroker
 from market.clock import MarketClock
 from market.models import Bar, BarSize
 from market.sources import StoredBarSource
 from orders.models import Order
 from tests.brokers.gateway import AAPL, ACCOUNT, FakeGateway, install_responses
 from tests.factories import BrokerConnectionFactory, SymbolFactory
-from trading.broker.ibkr import IbkrBroker, IbkrClient
-from trading.broker.simulated import SimulatedBroker
 
 # Wednesday 18 Nov 2026, 10:00 in New York: the market is open.
 MARKET_OPEN_AT = dt.datetime(2026, 11, 18, 15, 0, tzinfo=dt.UTC)
@@ -158,7 +158,7 @@ class BrokerUnderTest:
     def orders_at_broker(self) -> int:
         if self.name == "ibkr":
             return self.market.gateway.order_posts()
-        from simbroker.models import SimOrder
+        from brokers.models import SimOrder
 
         return SimOrder.objects.filter(account__connection=self.connection, parent__isnull=True).count()
 

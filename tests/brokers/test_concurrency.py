@@ -6,8 +6,9 @@ from decimal import Decimal
 import pytest
 from django.db import connection as db_connection
 
-from orders.models import Order, OrderStatus
+from orders.models import Order
 from orders.services import order_place
+from orders.statuses import OrderStatus
 from tests.brokers.conftest import make_ibkr_broker
 from tests.factories import StrategyFactory, TradingSignalFactory
 

@@ -5,13 +5,14 @@ from decimal import Decimal
 
 import pytest
 
-from orders.models import Order, OrderLeg, OrderStatus, Trade
+from orders.models import Order, OrderLeg, Trade
 from orders.services import Bracket, OrderInputError, order_cancel, order_place, orders_sync
-from portfolio.services import fill_apply
+from orders.statuses import OrderStatus
+from portfolio.services import fill_apply, manual_order_place
 from tests.factories import PositionFactory, StrategyFactory, TradingSignalFactory
 
 
-def place(subject, owner, **overrides):
+def place(subject, owner, *, place_with=order_place, **overrides):
     fields = {
         "owner": owner,
         "broker_connection": subject.connection,
@@ -24,7 +25,12 @@ def place(subject, owner, **overrides):
         "broker": subject.broker,
     }
     fields.update(overrides)
-    return order_place(**fields)
+    return place_with(**fields)
+
+
+def place_manual(subject, owner, **overrides):
+    """A trader's own order, as the order page, the API and the ibkr command place it."""
+    return place(subject, owner, place_with=manual_order_place, **overrides)
 
 
 def _aapl():
@@ -164,7 +170,7 @@ def test_bracket_stop_filling_cancels_the_target(any_broker, owner, leg_fills):
 
 
 def test_modify_changes_the_working_orders_price(any_broker, owner):
-    from trading.broker import OrderRequest
+    from brokers.interface import OrderRequest
 
     order = place(any_broker, owner, limit_price=Decimal("99.00"), tif="GTC")
     changed = OrderRequest(
@@ -237,7 +243,7 @@ def test_a_manual_sell_with_nothing_held_is_refused_and_nothing_is_recorded_or_s
 
     # when the owner places a manual SELL
     with pytest.raises(OrderInputError, match="you hold no AAPL on this account: a SELL can only close"):
-        place(any_broker, owner, side="SELL", quantity=Decimal("5"))
+        place_manual(any_broker, owner, side="SELL", quantity=Decimal("5"))
 
     # then nothing is recorded and nothing reaches the broker (it would have gone short)
     assert not Order.objects.filter(owner=owner).exists()
@@ -255,7 +261,7 @@ def test_a_manual_sell_closes_part_of_the_owners_position_on_this_account(any_br
     orders_sync(broker_connection=any_broker.connection, broker=any_broker.broker)
 
     # when the owner sells 4 of them by hand
-    sold = place(any_broker, owner, side="SELL", quantity=Decimal("4"))
+    sold = place_manual(any_broker, owner, side="SELL", quantity=Decimal("4"))
 
     # then the SELL is an exit of that position, sent, and its fill reduces that position
     assert (sold.status, sold.leg, sold.position_id) == (OrderStatus.SUBMITTED, OrderLeg.EXIT, position.pk)

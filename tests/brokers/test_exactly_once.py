@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from django.db import connection as db_connection
 
-from orders.models import Order, OrderStatus
+from orders.models import Order
 from orders.services import order_place
+from orders.statuses import OrderStatus
 from tests.brokers.conftest import make_ibkr_broker
 from tests.brokers.gateway import AAPL, ACCOUNT, FakeGateway, LoopbackGateway
 from tests.factories import BrokerConnectionFactory, SymbolFactory, UserFactory

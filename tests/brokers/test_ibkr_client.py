@@ -8,21 +8,14 @@ from decimal import Decimal
 import pytest
 import responses
 
+from brokers.bars import IbkrBarSource, history_period
+from brokers.ibkr import IbkrBroker, session_keepalive
+from brokers.interface import DuplicateClientOrderId, NotAuthenticated, OutcomeUnknown, RateLimited, Rejected, Transient
+from brokers.services import broker_for
 from market.models import BarSize, Symbol
 from tests.brokers.conftest import make_ibkr_broker
 from tests.brokers.gateway import AAPL, ACCOUNT, FakeGateway, install_responses
 from tests.factories import BrokerConnectionFactory
-from trading.broker import (
-    DuplicateClientOrderId,
-    NotAuthenticated,
-    OutcomeUnknown,
-    RateLimited,
-    Rejected,
-    Transient,
-    broker_for,
-)
-from trading.broker.bars import IbkrBarSource, history_period
-from trading.broker.ibkr import IbkrBroker, session_keepalive
 
 
 @pytest.mark.parametrize(
@@ -295,8 +288,8 @@ def test_keepalive_of_the_environment_gateway_reopens_its_session_and_suppresses
 ):
     from django.core.cache import cache
 
-    from trading.broker.ibkr import ENVIRONMENT_SESSION_KEY
-    from trading.models import default_question_ids
+    from brokers.ibkr import ENVIRONMENT_SESSION_KEY
+    from brokers.models import default_question_ids
 
     # given only IBKR_GATEWAY_URL (no BrokerConnection row), a gateway whose brokerage session is gone
     settings.IBKR_GATEWAY_URL, settings.IBKR_ACCOUNT_ID, settings.IBKR_VERIFY_TLS = gateway_url, ACCOUNT, "false"
@@ -319,7 +312,7 @@ def test_keepalive_of_the_environment_gateway_reopens_its_session_and_suppresses
 def test_the_keepalive_beat_tickles_the_environment_gateway_only_when_one_is_set(
     ibkr_http, gateway, gateway_url, settings, celery_eager
 ):
-    from trading.tasks import ibkr_keepalive
+    from brokers.tasks import ibkr_keepalive
 
     # given no IBKR connection rows: without IBKR_GATEWAY_URL nothing is tickled; with it, that gateway is
     settings.IBKR_GATEWAY_URL = ""
@@ -378,7 +371,7 @@ def test_history_longer_than_1000_points_is_fetched_in_pages(ibkr, gateway, aapl
 
 
 def test_keepalive_task_tickles_each_connection_and_stores_its_state(keepalive_gateway, ibkr_connection):
-    from trading.tasks import ibkr_keepalive_connection
+    from brokers.tasks import ibkr_keepalive_connection
 
     assert ibkr_keepalive_connection(ibkr_connection.pk) is True
     assert keepalive_gateway.count("POST", r"/tickle") == 1
@@ -387,7 +380,7 @@ def test_keepalive_task_tickles_each_connection_and_stores_its_state(keepalive_g
 
 
 def test_keepalive_task_for_a_deleted_connection_does_nothing(keepalive_gateway, db):
-    from trading.tasks import ibkr_keepalive_connection
+    from brokers.tasks import ibkr_keepalive_connection
 
     assert ibkr_keepalive_connection(987654) is None
     assert keepalive_gateway.calls == []

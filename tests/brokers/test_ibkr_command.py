@@ -10,7 +10,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 
-from orders.models import Order, OrderStatus
+from orders.models import Order
+from orders.statuses import OrderStatus
 from tests.brokers.gateway import AAPL, FakeGateway, LoopbackGateway
 from tests.factories import BrokerConnectionFactory
 

@@ -5,12 +5,14 @@ from decimal import Decimal
 
 import pytest
 
-from orders.models import Order, OrderStatus
-from orders.services import order_place, order_reconcile
+from brokers.models import DEFAULT_QUESTION_IDS
+from orders.models import Order
+from orders.services import order_reconcile
+from orders.statuses import OrderStatus
+from portfolio.services import manual_order_place
 from tests.brokers.conftest import MARKET_OPEN_AT
 from tests.brokers.gateway import AAPL
 from tests.factories import PositionFactory
-from trading.models import DEFAULT_QUESTION_IDS
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def place(ibkr, ibkr_connection, owner, aapl, clock):
             "broker": ibkr,
         }
         fields.update(overrides)
-        return order_place(**fields)
+        return manual_order_place(**fields)  # a trader's own order: a SELL closes their holding
 
     return _place
 

@@ -6,15 +6,16 @@ from decimal import Decimal
 
 import pytest
 
+from brokers.interface import OrderRequest, Rejected
+from brokers.models import SimAccount, SimOrder
+from brokers.services import broker_for
+from brokers.simulated import SimulatedBroker
 from market.models import BarSize
 from market.sources import StoredBarSource
-from orders.models import OrderStatus
 from orders.services import Bracket, order_place, orders_sync
-from simbroker.models import SimAccount, SimOrder
+from orders.statuses import OrderStatus
 from tests.brokers.conftest import FIVE_MIN, add_bar
 from tests.factories import BrokerConnectionFactory
-from trading.broker import OrderRequest, Rejected, broker_for
-from trading.broker.simulated import SimulatedBroker
 
 
 def utc(*args) -> dt.datetime:
@@ -143,7 +144,7 @@ def test_selling_what_the_account_does_not_hold_is_rejected(sim, aapl):
 
 
 def test_a_reused_client_order_id_is_already_registered(sim, aapl):
-    from trading.broker import DuplicateClientOrderId
+    from brokers.interface import DuplicateClientOrderId
 
     sim.place(request(aapl, client_order_id="same"))
 

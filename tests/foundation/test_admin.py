@@ -12,8 +12,8 @@ from django.contrib.auth.models import Group
 from django.core import checks
 from django.urls import reverse
 
+from core.checks import utc_everywhere
 from tests import factories
-from trading.checks import utc_everywhere
 
 FACTORIES = {
     f._meta.model: f for f in vars(factories).values() if isinstance(f, type) and hasattr(f, "_meta") and f._meta.model

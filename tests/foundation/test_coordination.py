@@ -13,7 +13,7 @@ import uuid
 import pytest
 from django.db import connections
 
-from trading.coordination import LockTimeout, ThrottleTimeout, lock, semaphore, throttle
+from core.coordination import LockTimeout, ThrottleTimeout, lock, semaphore, throttle
 
 FORK = multiprocessing.get_context("fork")
 

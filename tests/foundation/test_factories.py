@@ -13,9 +13,9 @@ from tests import factories
 # The shared data model of issue 2. Later issues add models of their own with their own factories.
 FOUNDATION_MODELS = {
     "auth.User",
-    "trading.UserProfile",
-    "trading.BrokerConnection",
-    "trading.IndicatorConfig",
+    "core.UserProfile",
+    "brokers.BrokerConnection",
+    "market.IndicatorConfig",
     "trading.Strategy",
     "trading.StrategyIndicator",
     "trading.StrategyExecution",

@@ -7,15 +7,8 @@ import itertools
 
 import pytest
 
-from orders.models import (
-    OPEN_STATUSES,
-    ORDER_TRANSITIONS,
-    TERMINAL_STATUSES,
-    InvalidTransition,
-    Order,
-    OrderStatus,
-    OrderStatusChange,
-)
+from orders.models import InvalidTransition, Order, OrderStatusChange
+from orders.statuses import OPEN_STATUSES, ORDER_TRANSITIONS, TERMINAL_STATUSES, OrderStatus
 from tests.factories import OrderFactory
 
 PAIRS = list(itertools.product(OrderStatus.values, repeat=2))

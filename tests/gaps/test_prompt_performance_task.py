@@ -7,10 +7,10 @@ from decimal import Decimal
 import pytest
 
 from config.celery import app
+from core.coordination import lock
 from signals_app.models import PromptPerformance
 from signals_app.tasks import prompt_performance_refresh_task
 from tests.factories import PromptPerformanceFactory, PromptVersionFactory, TradingSignalFactory
-from trading.coordination import lock
 
 
 @pytest.mark.django_db

@@ -20,12 +20,12 @@ from django.core.files.storage import default_storage
 from market.clock import FixedClock
 from market.frames import frame_from_rows
 from market.indicators import compute
-from market.models import Bar, BarSize
+from market.models import Bar, BarSize, IndicatorType
 from signals_app.llm.anthropic import AnthropicAnalyst
 from signals_app.llm.openai import OpenAIAnalyst
-from signals_app.steps import build_context
+from signals_app.models import Analyst
 from tests.factories import IndicatorConfigFactory, StrategyFactory, StrategyIndicatorFactory, SymbolFactory
-from trading.models import Analyst, IndicatorType
+from trading.analysis import build_context
 
 API_KEY = "sk-ant-test-secret-0123456789"
 FIRST = dt.datetime(2025, 1, 2, tzinfo=dt.UTC)

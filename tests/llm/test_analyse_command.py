@@ -38,7 +38,7 @@ def test_rules_run_records_every_step_as_a_dry_run_and_places_nothing(make_strat
     execution = StrategyExecution.objects.get()
     assert (execution.dry_run, execution.status, execution.trigger) == (True, "COMPLETED", "command")
     records = list(LineageRecord.objects.for_execution(execution.pk))
-    assert [r.step_name for r in records] == STEPS
+    assert [r.step_name for r in records] == list(STEPS)
     assert [r.step_number for r in records] == [1, 2, 3, 4, 5, 6]
     assert all(r.status == "success" for r in records)
     charts = records[3].output_data["charts"]

@@ -12,8 +12,8 @@ import pytest
 from signals_app.llm import LLMError, SpendLimitReached
 from signals_app.models import LLMCall
 from signals_app.parsing import SIGNAL_SCHEMA
-from signals_app.steps import analyse, parse_signal
 from tests.llm.conftest import API_KEY, error, message
+from trading.analysis import analyse, parse_signal
 
 BUY = json.dumps(
     {

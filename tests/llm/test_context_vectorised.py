@@ -13,8 +13,8 @@ import pytest
 
 from market.clock import FixedClock
 from market.indicators import compute
-from signals_app import steps
 from tests.factories import PositionFactory
+from trading import analysis as steps
 
 DATA = Path(__file__).resolve().parents[2] / "market" / "data" / "SPY_daily_2008-2017_yahoo_mplfinance.csv"
 

@@ -7,7 +7,7 @@ import json
 
 from signals_app.models import LLMCall
 from signals_app.parsing import SIGNAL_SCHEMA
-from signals_app.steps import analyse, parse_signal
+from trading.analysis import analyse, parse_signal
 
 
 def completion(content: str | None, *, finish_reason: str = "stop", refusal: str | None = None) -> dict:

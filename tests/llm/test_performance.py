@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 
 from orders.models import OrderLeg, OrderSide, OrderSource
+from portfolio.services import signal_outcomes_settle
 from signals_app.models import PromptPerformance, SignalOutcome, TradingSignal
-from signals_app.services import prompt_performance_refresh, signal_outcomes_settle
+from signals_app.services import prompt_performance_refresh
 from tests.factories import (
     OrderFactory,
     PositionFactory,

@@ -8,9 +8,9 @@ import pytest
 
 from market.clock import FixedClock
 from signals_app.prompts import CONTEXT_VARIABLES
-from signals_app.steps import analyse, build_context, parse_signal
 from tests.factories import PositionFactory
 from tests.llm.conftest import NOW, frames_for, trending_rows
+from trading.analysis import analyse, build_context, parse_signal
 
 PLAIN = (dict, list, str, int, float, bool, type(None))
 

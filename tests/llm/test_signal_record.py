@@ -8,9 +8,9 @@ from decimal import Decimal
 
 from signals_app.models import LLMCall, TradingSignal
 from signals_app.services import signal_record
-from signals_app.steps import analyse, parse_signal
 from tests.factories import StrategyExecutionFactory
 from tests.llm.conftest import NOW, message
+from trading.analysis import analyse, parse_signal
 
 
 def test_anthropic_buy_is_recorded_with_its_prompt_version_and_model(

@@ -11,11 +11,12 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from core.cli import parse_indicator_spec, parse_params
 from market.charts import png_size
 from market.services import import_bars_file
 from tests.factories import StrategyFactory, SymbolFactory, UserFactory
 from tests.market.conftest import DATA, LAYOUTS
-from trading.cli import parse_indicator_spec, parse_params, resolve_strategy
+from trading.cli import resolve_strategy
 
 SPY_BOLLINGER = DATA / "SPY_daily_2011-07_to_2012-06_with_bollinger_mplfinance.csv"
 

@@ -10,8 +10,8 @@ import pytest
 
 from market.clock import FixedClock, WallClock, bar_close, clock_for_strategy, trading_day
 from market.frames import resample_weekly
-from market.models import Bar, PlaybackCursor
-from market.services import playback_advance, playback_reset, playback_window
+from market.models import Bar, MarketDataSource, PlaybackCursor
+from market.playback import playback_advance, playback_reset, playback_window
 from market.sources import (
     BarSourceError,
     PlaybackBarSource,
@@ -22,7 +22,6 @@ from market.sources import (
 )
 from tests.factories import IndicatorConfigFactory, StrategyFactory, StrategyIndicatorFactory, SymbolFactory
 from tests.market.conftest import daily_rows
-from trading.models import MarketDataSource
 
 UTC = dt.UTC
 

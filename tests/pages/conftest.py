@@ -14,7 +14,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from orders.models import OrderSource, OrderStatus
+from orders.models import OrderSource
+from orders.statuses import OrderStatus
 from tests.factories import (
     BarFactory,
     BrokerConnectionFactory,

@@ -8,11 +8,13 @@ from django_celery_beat.models import PeriodicTask
 from drf_spectacular.generators import SchemaGenerator
 from openapi_spec_validator import validate
 
-from orders.models import Order, OrderStatus
+from market.models import IndicatorConfig
+from orders.models import Order
+from orders.statuses import OrderStatus
 from portfolio.models import Position
 from signals_app.models import TradingSignal
 from tests.factories import OrderFactory, SymbolFactory, TradingSignalFactory
-from trading.models import IndicatorConfig, Strategy
+from trading.models import Strategy
 
 
 def test_schema_is_valid_openapi_3():

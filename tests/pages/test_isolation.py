@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orders.models import Order, OrderStatus
+from orders.models import Order
+from orders.statuses import OrderStatus
 from trading.models import Strategy
 
 # (id, url builder) for every page that names an object. Built from a World.

@@ -11,7 +11,10 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from rest_framework.authtoken.models import Token
 
-from orders.models import Order, OrderSource, OrderStatus
+from core.models import UserProfile
+from market.models import IndicatorConfig
+from orders.models import Order, OrderSource
+from orders.statuses import OrderStatus
 from portfolio.models import Position
 from signals_app.models import PromptVersion
 from tests.factories import (
@@ -21,7 +24,7 @@ from tests.factories import (
     SymbolFactory,
 )
 from tests.pages.conftest import TINY_PNG
-from trading.models import ExecutionStatus, IndicatorConfig, Strategy, StrategyExecution, UserProfile
+from trading.models import ExecutionStatus, Strategy, StrategyExecution
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -419,7 +422,7 @@ def test_dashboard_shows_money_as_money(owner_client, world):
     ids=["thousands", "negative-rounds", "zero", "missing"],
 )
 def test_money_filter(value, expected):
-    from trading.templatetags.ui import money
+    from core.templatetags.ui import money
 
     assert money(value) == expected
 
@@ -657,7 +660,7 @@ def test_lineage_poll_carries_the_selectors_label_with_the_runs_current_status(o
     page = owner_client.get(f"/lineage/?execution={world.running.pk}").content.decode()
     assert re.search(rf'id="execution-option-{world.running.pk}"[^>]*>[^<]* · RUNNING<', page)
     StrategyExecution.objects.filter(pk=world.running.pk).update(
-        status=ExecutionStatus.SKIPPED, finished_at=timezone.now(), error="test"
+        status=ExecutionStatus.SKIPPED, skip_reason="inactive", finished_at=timezone.now(), error="test"
     )
 
     # when the panel polls

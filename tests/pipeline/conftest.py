@@ -9,9 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from market.models import Bar, BarSize
+from market.models import Bar, BarSize, IndicatorType
 from tests.factories import IndicatorConfigFactory, StrategyFactory, StrategyIndicatorFactory, SymbolFactory
-from trading.models import IndicatorType
 
 BARS = 220
 

@@ -11,14 +11,16 @@ from django.core import mail
 from django.core.files.storage import default_storage
 
 from lineage.models import LineageRecord, LineageStatus
-from market.models import PlaybackCursor
-from orders.models import Order, OrderLeg, OrderSide, OrderStatus, TimeInForce
+from lineage.steps import STEPS
+from market.models import MarketDataSource, PlaybackCursor
+from orders.models import Order, OrderLeg, OrderSide, TimeInForce
+from orders.statuses import OrderStatus
 from portfolio.models import Position
 from signals_app.models import SignalAction, TradingSignal
 from tests.factories import OrderFactory, PositionFactory
 from tests.pipeline.conftest import bars_create, downtrend, strategy_with_indicators
-from trading.executor import STEPS, execute
-from trading.models import ExecutionStatus, MarketDataSource, Notification, StrategyExecution
+from trading.executor import execute
+from trading.models import ExecutionStatus, Notification, SkipReason, StrategyExecution
 from trading.services import execution_start
 
 pytestmark = pytest.mark.django_db
@@ -92,7 +94,7 @@ def test_a_split_pipeline_hands_off_between_queues_and_each_hop_reads_the_earlie
     execution.refresh_from_db()
     assert hops == ["charts", "analysis", "orders", None]  # the first call, on no queue, hands off straight away
     assert execution.status == ExecutionStatus.COMPLETED
-    assert [name for name, _ in steps_of(execution)] == STEPS
+    assert [name for name, _ in steps_of(execution)] == list(STEPS)
     assert Order.objects.filter(strategy=buying_strategy).count() == 1
 
 
@@ -111,7 +113,7 @@ def test_an_inactive_strategy_is_a_recorded_skip(buying_strategy):
 
     execution, outcome = run_once(buying_strategy)
 
-    assert execution.status == ExecutionStatus.SKIPPED
+    assert (execution.status, execution.skip_reason) == (ExecutionStatus.SKIPPED, SkipReason.INACTIVE)
     assert execution.error == "strategy inactive"
     assert steps_of(execution) == [("load_strategy", "skipped"), ("execution_complete", "skipped")]
 
@@ -123,7 +125,7 @@ def test_exhausted_playback_data_is_a_recorded_skip(owner):
 
     execution, _ = run_once(strategy)
 
-    assert execution.status == ExecutionStatus.SKIPPED
+    assert (execution.status, execution.skip_reason) == (ExecutionStatus.SKIPPED, SkipReason.PLAYBACK_EXHAUSTED)
     assert "playback data exhausted" in execution.error
     assert ("fetch_market_data", "skipped") in steps_of(execution)
 

@@ -7,8 +7,9 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
+from lineage.steps import STEPS
 from tests.pipeline.conftest import strategy_with_indicators
-from trading.executor import STEPS, execute
+from trading.executor import execute
 from trading.services import execution_start
 
 pytestmark = pytest.mark.django_db
@@ -41,7 +42,7 @@ def test_execution_lineage_lists_every_step_in_order(client_for, owner, complete
     body = response.json()
     assert set(body) == {"execution_id", "steps", "total_steps", "has_errors"}
     assert body["execution_id"] == str(execution.pk)
-    assert [step["step_name"] for step in body["steps"]] == STEPS
+    assert [step["step_name"] for step in body["steps"]] == list(STEPS)
     assert [step["step_number"] for step in body["steps"]] == list(range(1, 10))
     assert (body["total_steps"], body["has_errors"]) == (9, False)
     assert set(body["steps"][0]) >= {

@@ -10,8 +10,11 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from brokers.interface import BrokerPosition
+from brokers.models import SimPosition
 from market.clock import FixedClock
-from orders.models import Order, OrderLeg, OrderSide, OrderStatus, Trade
+from orders.models import Order, OrderLeg, OrderSide, Trade
+from orders.statuses import OrderStatus
 from portfolio.models import Position
 from portfolio.services import (
     connection_reconcile,
@@ -24,11 +27,10 @@ from portfolio.services import (
     stops_watch,
 )
 from signals_app.models import SignalOutcome
-from simbroker.models import SimPosition
 from tests.factories import OrderFactory, PositionFactory, StrategyFactory, TradeFactory, TradingSignalFactory
 from tests.pipeline.conftest import bars_create, last_session, strategy_with_indicators
-from trading.broker import BrokerPosition
 from trading.executor import execute
+from trading.notifications import notify_fill, notify_rejection
 from trading.services import execution_start
 
 pytestmark = pytest.mark.django_db
@@ -168,7 +170,9 @@ def run_and_fill(strategy):
     next_day = next_session_after(last_session(0))
     bars_create(strategy.symbol, closes=[99.0], end=next_day)
     clock = FixedClock(next_day + dt.timedelta(hours=21))
-    results = connection_track(broker_connection=strategy.broker_connection, clock=clock)
+    results = connection_track(
+        broker_connection=strategy.broker_connection, clock=clock, on_fill=notify_fill, on_rejection=notify_rejection
+    )
     return Order.objects.get(pk=outcome.order_ids[0]), results
 
 

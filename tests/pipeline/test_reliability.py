@@ -16,10 +16,11 @@ import pytest
 
 from lineage.models import LineageRecord
 from orders.models import Order
+from signals_app.models import Analyst
 from tests.brokers.gateway import AAPL, ACCOUNT, FakeGateway, LoopbackGateway
 from tests.factories import BrokerConnectionFactory, SymbolFactory
 from tests.pipeline.conftest import strategy_with_indicators
-from trading.models import Analyst, ExecutionStatus, StrategyExecution
+from trading.models import ExecutionStatus, StrategyExecution
 from trading.tasks import strategy_due
 
 pytestmark = pytest.mark.slow

@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from lineage.models import LineageRecord
-from signals_app.models import LLMCall, TradingSignal
+from signals_app.models import Analyst, LLMCall, TradingSignal
 from tests.pipeline.conftest import strategy_with_indicators
 from trading.executor import execute
-from trading.models import Analyst, ExecutionStatus, StrategyExecution
+from trading.models import ExecutionStatus, StrategyExecution
 from trading.services import execution_start
 
 

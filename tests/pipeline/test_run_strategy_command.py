@@ -9,9 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from lineage.steps import STEPS
 from orders.models import Order
 from tests.pipeline.conftest import strategy_with_indicators
-from trading.executor import STEPS
 from trading.models import StrategyExecution
 
 pytestmark = pytest.mark.django_db

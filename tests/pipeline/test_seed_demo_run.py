@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
 from lineage.models import LineageRecord
-from trading.executor import STEPS
+from lineage.steps import STEPS
 from trading.models import ExecutionStatus, Strategy, StrategyExecution
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ def test_seed_demo_runs_the_demo_strategy_once_with_nine_lineage_rows_and_its_ch
     execution = StrategyExecution.objects.get(strategy=strategy)
     assert execution.status == ExecutionStatus.COMPLETED, execution.error
     records = list(LineageRecord.objects.for_execution(execution.pk))
-    assert [r.step_name for r in records] == STEPS
+    assert [r.step_name for r in records] == list(STEPS)
     chart_keys = next(r for r in records if r.step_name == "generate_charts").output_data["chart_keys"]
     assert chart_keys and set(chart_keys) <= set(s3_storage.keys())
     assert str(execution.pk) in out.getvalue()

@@ -9,13 +9,15 @@ import pytest
 
 from config.celery import app
 from market.clock import FixedClock
-from market.services import playback_cursor
-from orders.models import Order, OrderStatus
+from market.models import MarketDataSource
+from market.playback import playback_cursor
+from orders.models import Order
+from orders.statuses import OrderStatus
 from portfolio.services import connection_track
 from tests.pipeline.conftest import last_session, strategy_with_indicators
 from trading import tasks
 from trading.executor import execute
-from trading.models import MarketDataSource, StrategyExecution
+from trading.models import StrategyExecution
 from trading.services import execution_finish, execution_start
 
 pytestmark = pytest.mark.django_db

@@ -52,14 +52,10 @@ def spy(db) -> Symbol:
 @pytest.fixture
 def rules_strategy(spy, owner):
     """A daily SPY strategy voted by Supertrend, EMA, RSI, MACD and ATR, trading through a simulated account."""
-    from trading.models import (
-        Analyst,
-        BrokerConnection,
-        BrokerKind,
-        IndicatorConfig,
-        Strategy,
-        StrategyIndicator,
-    )
+    from brokers.models import BrokerConnection, BrokerKind
+    from market.models import IndicatorConfig
+    from signals_app.models import Analyst
+    from trading.models import Strategy, StrategyIndicator
 
     connection = BrokerConnection.objects.create(owner=owner, name="paper", kind=BrokerKind.SIMULATED)
     strategy = Strategy.objects.create(

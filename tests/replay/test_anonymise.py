@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from replays.anonymise import anonymise_context
+from signals_app.anonymise import anonymise_context
 
 TIMES = ["2010-03-01T00:00:00+00:00", "2010-03-02T00:00:00+00:00", "2010-03-03T00:00:00+00:00"]
 

@@ -9,14 +9,15 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
+from brokers.models import BrokerConnection
 from lineage.models import LineageRecord
 from market.models import Bar, BarSize
 from orders.models import Order
 from portfolio.models import Position
 from replays.models import ReplayStatus
 from replays.services import replay_create, replay_delete, replay_lineage_prune, replay_run
-from signals_app.models import TradingSignal
-from trading.models import Analyst, BrokerConnection, Strategy, StrategyExecution
+from signals_app.models import Analyst, TradingSignal
+from trading.models import Strategy, StrategyExecution
 
 DECISION_FIELDS = ("bar_timestamp", "action", "confidence", "entry_price", "stop_loss", "take_profit")
 ACCOUNT_FIELDS = ("cash", "position_quantity", "equity")
@@ -272,8 +273,8 @@ def test_live_order_tracking_leaves_a_replays_working_order_alone(rules_strategy
 
 def test_scheduled_snapshots_and_reconciliation_leave_a_replays_simulated_account_alone(rules_strategy):
     # given a replay that ended the day it placed a BUY, still working at its simulated broker
-    from simbroker.models import SimOrder
-    from trading.tasks import portfolio_snapshots
+    from brokers.models import SimOrder
+    from portfolio.tasks import portfolio_snapshots
 
     replay = _replay(rules_strategy, dt.date(2010, 1, 4), dt.date(2010, 1, 4), render_charts=False)
     assert SimOrder.objects.get(account__connection=replay.broker_connection).status == "SUBMITTED"

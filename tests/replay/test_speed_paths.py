@@ -135,7 +135,7 @@ def test_a_replay_step_reads_the_strategy_and_indicator_configs_once_per_replay_
     assert replay.status == "COMPLETED" and replay.steps_done == 19
     statements = [q["sql"] for q in queries.captured_queries]
     strategy_reads = [s for s in statements if s.startswith('SELECT "trading_strategy"."id"')]
-    config_reads = [s for s in statements if s.startswith('SELECT "trading_indicatorconfig"."id"')]
+    config_reads = [s for s in statements if s.startswith('SELECT "market_indicatorconfig"."id"')]
     assert len(strategy_reads) <= 4
     assert len(config_reads) <= 4
     assert len(statements) / replay.steps_done < 22
@@ -180,8 +180,8 @@ def _lineage_by_execution(replay) -> dict[str, list[tuple[int, str, str]]]:
 
 
 def test_a_replay_step_writes_its_nine_lineage_records_with_its_writes_not_one_insert_each(rules_strategy):
+    from lineage.steps import STEPS
     from orders.models import Order
-    from trading.executor import STEPS
 
     # given a month of daily steps with the rules analyst, when it runs
     replay, queries = _february_replay(rules_strategy)
@@ -215,6 +215,7 @@ def test_a_replay_step_whose_signal_write_fails_still_records_every_step_before_
     rules_strategy, monkeypatch, breakage, reason
 ):
     from lineage.models import LineageRecord
+    from lineage.steps import ANALYSIS_STEPS
     from orders.models import Order
     from signals_app.models import TradingSignal
     from trading import executor
@@ -248,7 +249,7 @@ def test_a_replay_step_whose_signal_write_fails_still_records_every_step_before_
     assert not TradingSignal.objects.filter(strategy=replay.shadow_strategy).exists()
     assert not Order.objects.filter(strategy=replay.shadow_strategy).exists()
     [records] = _lineage_by_execution(replay).values()
-    assert [name for _, name, _ in records] == [*executor.STEPS[:6], "execution_error"]
+    assert [name for _, name, _ in records] == [*ANALYSIS_STEPS, "execution_error"]
     assert [status for *_, status in records] == ["success"] * 5 + ["error", "error"]
     failed = LineageRecord.objects.get(execution__strategy=replay.shadow_strategy, step_name="parse_signal")
     assert reason in failed.error and "IntegrityError" in failed.error

@@ -9,8 +9,9 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 
-from market.models import Bar, Symbol
-from trading.models import BrokerConnection, IndicatorConfig, Strategy, StrategyIndicator
+from brokers.models import BrokerConnection
+from market.models import Bar, IndicatorConfig, Symbol
+from trading.models import Strategy, StrategyIndicator
 
 PASSWORD_LINE = re.compile(r"password: (\S+)")
 

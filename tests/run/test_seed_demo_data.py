@@ -12,9 +12,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
 
-from market.models import Bar, BarSize
+from brokers.models import BrokerKind
+from market.models import Bar, BarSize, MarketDataSource
+from signals_app.models import Analyst
 from trading.management.commands.seed_demo import demo_data_dir
-from trading.models import Analyst, BrokerKind, MarketDataSource, Strategy
+from trading.models import Strategy
 
 
 def seed() -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from market.cli import bar_size_arg
 from market.importers import UnreadableFile
 from market.services import import_bars_file
-from trading.cli import bar_size_arg
 
 LARGE_FILE_ROWS = 5000  # from this many rows on, the write shows a progress bar
 BAR_WIDTH = 40

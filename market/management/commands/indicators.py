@@ -9,11 +9,12 @@ import pandas as pd
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from core.cli import parse_params
+from market.cli import bar_size_arg, resolve_symbol
 from market.frames import frame_from_rows
 from market.importers import UnreadableFile, read_bars_file
 from market.indicators import compute, indicator_spec, validate_config
 from market.sources import BarSourceError, StoredBarSource
-from trading.cli import bar_size_arg, parse_params, resolve_symbol
 
 
 class Command(BaseCommand):

@@ -7,10 +7,11 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from core.cli import parse_indicator_spec
 from market.charts import default_indicators, png_size, render_chart
+from market.cli import bar_size_arg, resolve_symbol
 from market.indicators import validate_config, warmup_bars
 from market.sources import BarSourceError, StoredBarSource
-from trading.cli import bar_size_arg, parse_indicator_spec, resolve_symbol
 
 
 class Command(BaseCommand):

@@ -14,8 +14,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from replays.models import LLMCacheMode, Replay, ReplayStatus
 from replays.services import replay_create, replay_run
+from signals_app.models import Analyst
 from trading.cli import resolve_strategy
-from trading.models import Analyst
 
 
 def _date(value: str) -> dt.date:

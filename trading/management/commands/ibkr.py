@@ -18,10 +18,13 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from trading.broker import BrokerError
-from trading.broker.bars import bar_key
-from trading.broker.ibkr import IbkrBroker, symbol_from_contract
-from trading.models import BrokerConnection, BrokerKind
+from brokers.bars import bar_key
+from brokers.ibkr import IbkrBroker, symbol_from_contract
+from brokers.interface import BrokerError
+from brokers.models import BrokerConnection, BrokerKind
+from market.models import Symbol
+from orders.services import OrderInputError
+from portfolio.services import manual_order_place
 
 HISTORY_BARS = {
     "1min",
@@ -164,14 +167,12 @@ class Command(BaseCommand):
         self._line("buying power", summary.buying_power, summary.currency)
 
     def do_order(self, broker: IbkrBroker, connection, options) -> None:
-        from orders.services import OrderInputError, order_place
-
         owner = self._owner(options.get("user"), connection)
         quantity = _decimal(options["qty"])
         limit = _decimal(options["limit"]) if options.get("limit") else None
         symbol = self._symbol(broker, options["symbol"])
         try:
-            order = order_place(
+            order = manual_order_place(
                 owner=owner,
                 broker_connection=connection,
                 symbol=symbol,
@@ -199,7 +200,5 @@ class Command(BaseCommand):
         raise CommandError("say whose order this is: --user USERNAME (or use --connection)")
 
     def _symbol(self, broker: IbkrBroker, ticker: str):
-        from market.models import Symbol
-
         known = Symbol.objects.by_ticker(ticker).filter(conid__isnull=False).first()
         return known or symbol_from_contract(broker.stock_conid(ticker))

@@ -12,20 +12,14 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from brokers.models import BrokerConnection, BrokerKind
+from core.models import UserProfile
 from market.indicators import indicator_spec
-from market.models import AssetType, BarSize, Symbol
+from market.models import AssetType, BarSize, IndicatorConfig, IndicatorType, MarketDataSource, Symbol
 from market.services import ImportSummary, import_bars_file, symbol_get_or_create
+from signals_app.models import Analyst
 from trading.management.commands.run_strategy import run_and_print
-from trading.models import (
-    Analyst,
-    BrokerConnection,
-    BrokerKind,
-    IndicatorConfig,
-    IndicatorType,
-    MarketDataSource,
-    Strategy,
-    UserProfile,
-)
+from trading.models import Strategy
 from trading.services import strategy_create, strategy_save
 
 DEMO_USERNAME = "demo"
