@@ -74,14 +74,3 @@ def page_number(request: HttpRequest) -> int:
         return max(1, int(request.GET.get("page", 1)))
     except ValueError:
         return 1
-
-
-def window_by_id(request: HttpRequest, ids_for, *, rows, per_page: int = PAGE_SIZE) -> Window:
-    """A page of a long list: `ids_for(offset, limit)` gives the primary keys in order (narrow rows sort fast), then
-    only that page's rows are loaded whole from `rows` (with its select_related). No COUNT over the whole list."""
-    number = page_number(request)
-    ids = list(ids_for((number - 1) * per_page, per_page + 1))
-    has_next = len(ids) > per_page
-    ids = ids[:per_page]
-    found = rows.in_bulk(ids)
-    return Window([found[pk] for pk in ids if pk in found], number, has_next)

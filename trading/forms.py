@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 
 from brokers.models import BrokerConnection
 from market.indicators import validate_config
-from market.models import IndicatorConfig, IndicatorType, Symbol
+from market.models import IndicatorConfig, Symbol
 from signals_app.models import PromptTemplate, PromptType, PromptVersion
 from trading.models import Strategy
 from trading.services import cron_fields
@@ -273,7 +273,3 @@ CREATE_STEPS: list[tuple[str, str, type[OwnedStrategyForm]]] = [
     ("schedule", "Schedule", ScheduleStepForm),
     ("risk", "Risk", RiskStepForm),
 ]
-
-
-def indicator_type_choices() -> list[tuple[str, str]]:
-    return list(IndicatorType.choices)
