@@ -7,11 +7,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from core.models import DecimalDigits
 from market.models import PRICE, BarSize, Symbol
 
-QUANTITY = {"max_digits": 18, "decimal_places": 6}
-CASH = {"max_digits": 20, "decimal_places": 4}
-MONEY = {"max_digits": 18, "decimal_places": 2}
+QUANTITY: DecimalDigits = {"max_digits": 18, "decimal_places": 6}
+CASH: DecimalDigits = {"max_digits": 20, "decimal_places": 4}
+MONEY: DecimalDigits = {"max_digits": 18, "decimal_places": 2}
 
 DEFAULT_QUESTION_IDS = ["o163", "o383", "o451", "o10331"]
 

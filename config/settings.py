@@ -136,7 +136,7 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", doc="postgres://user@host:5432/name or sqlite:///path (default SQLite in var/)")
 
 
-def _database(url: str) -> dict:
+def _database(url: str) -> dj_database_url.DBConfig:
     if not url:
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -21,7 +21,7 @@ router.register("signals", SignalViewSet, basename="api-signal")
 router.register("orders", ManualOrderViewSet, basename="api-order")
 router.register("portfolio", PortfolioViewSet, basename="api-portfolio")
 
-api_patterns = [
+api_patterns: list[URLPattern | URLResolver] = [
     path("indicators/available/", AvailableIndicatorsView.as_view(), name="api-indicators-available"),
     path("lineage/", include("trading.lineage_api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

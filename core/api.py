@@ -53,6 +53,7 @@ class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self):
         request = self.context.get("request")
         queryset = super().get_queryset()
+        assert queryset is not None, "every OwnedPrimaryKeyField is given its queryset"
         if request is None:
             return queryset.none()
         return queryset.filter(**{self.owner_lookup: request.user})

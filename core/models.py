@@ -1,8 +1,17 @@
 """What every layer may use: the user's display preferences and the database's stand-ins for Redis (a named lease
 for locks, a rate slot for throttles) when REDIS_URL is not set (core.coordination)."""
 
+from typing import TypedDict
+
 from django.conf import settings
 from django.db import models
+
+
+class DecimalDigits(TypedDict):
+    """A DecimalField's size, spread into its arguments: `models.DecimalField(**MONEY)`."""
+
+    max_digits: int
+    decimal_places: int
 
 
 class UserProfile(models.Model):

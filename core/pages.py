@@ -28,7 +28,7 @@ def paginate(request: HttpRequest, queryset, *, per_page: int = PAGE_SIZE) -> Pa
 
 def submitted_by_htmx(request: HttpRequest) -> bool:
     htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.boosted
+    return bool(htmx and not htmx.boosted)
 
 
 def redirect_to(request: HttpRequest, to: str, *args, **kwargs) -> HttpResponse:

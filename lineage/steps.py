@@ -23,7 +23,7 @@ CHART_STEP = "generate_charts"
 def chart_entries(output_data: dict) -> list[dict]:
     """The charts a generate_charts step stored, as dicts with at least `key` (the storage key)."""
     raw = output_data.get("charts") or output_data.get("chart_keys") or []
-    entries = []
+    entries: list[dict] = []
     for item in raw if isinstance(raw, list) else []:
         if isinstance(item, str):
             entries.append({"key": item})

@@ -173,13 +173,13 @@ def render_chart(
     return buffer.getvalue()
 
 
-def _computed(df: pd.DataFrame, indicators) -> list[tuple[str, dict | None, pd.DataFrame]]:
-    """(type, params or None, values aligned on df) for each indicator to draw."""
+def _computed(df: pd.DataFrame, indicators) -> list[tuple[str, dict, pd.DataFrame]]:
+    """(type, params, values aligned on df) for each indicator to draw."""
     if indicators is None:
         indicators = default_indicators()
     if isinstance(indicators, Mapping):
         return [(_type_of(frame), {"label": label}, frame.reindex(df.index)) for label, frame in indicators.items()]
-    computed = []
+    computed: list[tuple[str, dict, pd.DataFrame]] = []
     for item in indicators:
         if isinstance(item, tuple | list):
             name, params = item

@@ -4,10 +4,11 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from core.models import DecimalDigits
 from market.indicators import validate_config_fields
 from market.querysets import BarQuerySet, SymbolQuerySet
 
-PRICE = {"max_digits": 18, "decimal_places": 6}
+PRICE: DecimalDigits = {"max_digits": 18, "decimal_places": 6}
 
 
 class MarketDataSource(models.TextChoices):

@@ -1,4 +1,5 @@
 from datetime import datetime
+from typing import Any
 
 from django.db import models
 
@@ -36,6 +37,6 @@ class BarQuerySet(models.QuerySet):
     def newest_first(self) -> "BarQuerySet":
         return self.order_by("-timestamp")
 
-    def ohlcv(self) -> "BarQuerySet":
+    def ohlcv(self) -> "models.QuerySet[Any, tuple[Any, ...]]":
         """(timestamp, open, high, low, close, volume) tuples, for building frames without model instances."""
         return self.values_list("timestamp", "open", "high", "low", "close", "volume")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any, cast
 
+from django.contrib.auth.models import User
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -16,24 +18,25 @@ from core.api import OwnedPrimaryKeyField, UpperChoiceField, list_filters
 from market.models import Symbol
 from orders import services
 from orders.models import Order, OrderSide, OrderStatusChange, OrderType, TimeInForce, Trade
+from orders.querysets import OrderQuerySet
 from orders.statuses import OrderStatus
 
 
-class StatusChangeSerializer(serializers.ModelSerializer):
+class StatusChangeSerializer(serializers.ModelSerializer[OrderStatusChange]):
     class Meta:
         model = OrderStatusChange
         fields = ["from_status", "to_status", "reason", "changed_at"]
         read_only_fields = fields
 
 
-class TradeSerializer(serializers.ModelSerializer):
+class TradeSerializer(serializers.ModelSerializer[Trade]):
     class Meta:
         model = Trade
         fields = ["quantity", "price", "commission", "executed_at", "realized_pnl", "broker_execution_id"]
         read_only_fields = fields
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(serializers.ModelSerializer[Order]):
     symbol_ticker = serializers.CharField(source="symbol.symbol", read_only=True)
 
     class Meta:
@@ -76,7 +79,7 @@ class OrderDetailSerializer(OrderSerializer):
         read_only_fields = fields
 
 
-class ManualOrderSerializer(serializers.Serializer):
+class ManualOrderSerializer(serializers.Serializer[Order]):  # the input of an Order (the order service makes it)
     broker_connection = OwnedPrimaryKeyField(queryset=BrokerConnection.objects.filter(replay_of__isnull=True))
     symbol = serializers.PrimaryKeyRelatedField(queryset=Symbol.objects.all())
     side = serializers.ChoiceField(choices=OrderSide.choices)
@@ -95,7 +98,7 @@ class ManualOrderSerializer(serializers.Serializer):
         help_text="send the same id again and you get the same order back (no second order)",
     )
 
-    def validate(self, attrs: dict) -> dict:
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         order_type = attrs.get("order_type")
         errors = {}
         if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and attrs.get("limit_price") is None:
@@ -107,22 +110,23 @@ class ManualOrderSerializer(serializers.Serializer):
         return attrs
 
 
-class OrderQuery(serializers.Serializer):
+class OrderQuery(serializers.Serializer[None]):  # query parameters: never given an instance
     status = UpperChoiceField(choices=[("OPEN", "Open (not settled)"), *OrderStatus.choices])
 
 
-class OrderViewSet(viewsets.ReadOnlyModelViewSet):
+class OrderViewSet(viewsets.ReadOnlyModelViewSet[Order]):
     """Your orders, and cancel (POSTing a manual order is portfolio.api.ManualOrderViewSet's: a SELL closes a
     position of the books)."""
 
     queryset = Order.objects.none()  # for the schema; get_queryset gives the user's own
 
     @extend_schema(parameters=[OrderQuery])
-    def list(self, request, *args, **kwargs):
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    def get_queryset(self):
-        orders = Order.objects.for_owner(self.request.user).live().select_related("symbol").order_by("-created_at")
+    def get_queryset(self) -> OrderQuerySet:
+        user = cast(User, self.request.user)  # IsAuthenticated (the API's default permission): a User
+        orders = Order.objects.for_owner(user).live().select_related("symbol").order_by("-created_at")
         if self.action == "retrieve":
             orders = orders.prefetch_related("status_changes", "trades")
         if self.action == "list":
@@ -133,12 +137,12 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet):
                 orders = orders.filter(status=wanted)
         return orders
 
-    def get_serializer_class(self):
+    def get_serializer_class(self) -> type[serializers.BaseSerializer[Order]]:
         return OrderDetailSerializer if self.action == "retrieve" else OrderSerializer
 
     @extend_schema(request=None, responses=OrderDetailSerializer)
     @action(detail=True, methods=["post"])
-    def cancel(self, request: Request, pk=None) -> Response:
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel at the broker; the answer is the order's status right after."""
         order = self.get_object()
         try:

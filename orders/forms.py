@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Any, cast
 
 from django import forms
+from django.contrib.auth.models import User
+from django.db import models
 
 from brokers.models import BrokerConnection
 from market.models import Symbol
@@ -26,19 +29,21 @@ class ManualOrderForm(forms.Form):
     stop_price = forms.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal("0.000001"), required=False)
     tif = forms.ChoiceField(choices=TimeInForce.choices, initial=TimeInForce.DAY, label="Time in force")
 
-    def __init__(self, *args, owner, **kwargs):
+    def __init__(self, *args: Any, owner: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["broker_connection"].queryset = BrokerConnection.objects.filter(owner=owner, replay_of__isnull=True)
-        self.fields["broker_connection"].empty_label = None
+        connection = cast("forms.ModelChoiceField[BrokerConnection]", self.fields["broker_connection"])
+        connection.queryset = BrokerConnection.objects.filter(owner=owner, replay_of__isnull=True)
+        connection.empty_label = None
 
     def clean_client_order_id(self) -> str:
-        value = self.cleaned_data["client_order_id"]
+        value: str = self.cleaned_data["client_order_id"]
         if not CLIENT_ORDER_ID.match(value):
             raise forms.ValidationError("Reload the page: this form's order id is not valid.")
         return value
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # Form.clean returns cleaned_data
         order_type = cleaned.get("order_type")
         if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and cleaned.get("limit_price") is None:
             self.add_error("limit_price", "A limit order needs a limit price.")
@@ -50,8 +55,11 @@ class ManualOrderForm(forms.Form):
 class OrderFilterForm(forms.Form):
     status = forms.ChoiceField(choices=[("", "Any status"), ("open", "Open"), *OrderStatus.choices], required=False)
     side = forms.ChoiceField(choices=[("", "Any side"), *OrderSide.choices], required=False)
-    strategy = forms.ModelChoiceField(queryset=None, required=False, empty_label="All strategies")
+    # trading's Strategy, a layer above: known here as a model
+    strategy: forms.ModelChoiceField[models.Model] = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="All strategies"
+    )
 
-    def __init__(self, *args, strategies, **kwargs):
+    def __init__(self, *args: Any, strategies: models.QuerySet[models.Model], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["strategy"].queryset = strategies
+        cast("forms.ModelChoiceField[models.Model]", self.fields["strategy"]).queryset = strategies

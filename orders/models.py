@@ -7,11 +7,12 @@ from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.models import DecimalDigits
 from market.models import PRICE, Symbol
 from orders.querysets import OrderQuerySet
 from orders.statuses import OPEN_STATUSES, ORDER_TRANSITIONS, TERMINAL_STATUSES, OrderStatus
 
-QUANTITY = {"max_digits": 18, "decimal_places": 6}
+QUANTITY: DecimalDigits = {"max_digits": 18, "decimal_places": 6}
 
 
 class InvalidTransition(Exception):
@@ -135,7 +136,7 @@ class Order(models.Model):
     def can_transition_to(self, status: str) -> bool:
         return status in ORDER_TRANSITIONS[self.status]
 
-    def transition_to(self, status: str, *, reason: str = "", at: dt.datetime | None = None, **fields) -> None:
+    def transition_to(self, status: str, *, reason: str = "", at: dt.datetime | None = None, **fields: object) -> None:
         """Move to `status` if the map allows it, save `fields` with it, and write a history row.
 
         The update is conditional on the status we read, so two processes racing to move the same order cannot both

@@ -1,38 +1,47 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.contrib.auth.models import User
 from django.db import models
 
 from orders.statuses import OPEN_STATUSES
 
+if TYPE_CHECKING:
+    from brokers.models import BrokerConnection
+    from orders.models import Order  # noqa: F401  (the string in the base class names it)
 
-class OrderQuerySet(models.QuerySet):
-    def for_owner(self, user) -> "OrderQuerySet":
+
+class OrderQuerySet(models.QuerySet["Order"]):
+    def for_owner(self, user: User) -> OrderQuerySet:
         return self.filter(owner=user)
 
-    def open(self) -> "OrderQuerySet":
+    def open(self) -> OrderQuerySet:
         return self.filter(status__in=OPEN_STATUSES)
 
-    def entries(self) -> "OrderQuerySet":
+    def entries(self) -> OrderQuerySet:
         return self.filter(leg="entry")
 
-    def for_connection(self, connection) -> "OrderQuerySet":
+    def for_connection(self, connection: BrokerConnection | None) -> OrderQuerySet:
         """Orders sent through `connection`; None means the IBKR gateway from the environment."""
         if connection is None:
             return self.filter(broker_connection__isnull=True)
         return self.filter(broker_connection=connection)
 
-    def by_client_order_id(self, client_order_id: str) -> "OrderQuerySet":
+    def by_client_order_id(self, client_order_id: str) -> OrderQuerySet:
         return self.filter(client_order_id=client_order_id)
 
-    def unsettled(self) -> "OrderQuerySet":
+    def unsettled(self) -> OrderQuerySet:
         """Sent (or being sent) with no answer recorded: reconciliation looks them up by client order id."""
         return self.filter(status__in=["SUBMITTING", "UNKNOWN"])
 
-    def working(self) -> "OrderQuerySet":
+    def working(self) -> OrderQuerySet:
         """Live at the broker as far as we know: their status and fills are polled."""
         return self.filter(status__in=["SUBMITTED", "PARTIALLY_FILLED", "CANCEL_REQUESTED"])
 
-    def parents(self) -> "OrderQuerySet":
+    def parents(self) -> OrderQuerySet:
         return self.filter(parent__isnull=True)
 
-    def live(self) -> "OrderQuerySet":
+    def live(self) -> OrderQuerySet:
         """Without the orders of replays (placed by a replay's copy of a strategy on its own simulated account)."""
         return self.filter(broker_connection__replay_of__isnull=True).exclude(strategy__replay_of__isnull=False)

@@ -24,8 +24,10 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, TypedDict, cast
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -44,11 +46,16 @@ from brokers.interface import (
     Rejected,
     Transient,
 )
+from brokers.models import BrokerConnection
 from brokers.services import broker_for
 from core.coordination import LockTimeout, lock
 from market.clock import MarketClock, WallClock
+from market.models import Symbol
 from orders.models import InvalidTransition, Order, OrderLeg, OrderSide, OrderSource, OrderType, TimeInForce, Trade
+from orders.protocols import PositionLike, StrategyLike
+from orders.querysets import OrderQuerySet
 from orders.statuses import ORDER_TRANSITIONS, TERMINAL_STATUSES, OrderStatus
+from signals_app.models import TradingSignal
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +79,9 @@ class Bracket:
 # --- client order ids ------------------------------------------------------------------------------------------------
 
 
-def order_client_id(*, strategy=None, signal=None, leg: str = OrderLeg.ENTRY) -> str:
+def order_client_id(
+    *, strategy: StrategyLike | None = None, signal: TradingSignal | None = None, leg: str = OrderLeg.ENTRY
+) -> str:
     """The client order id of an intent. Strategy orders: `s{strategy}-g{signal}-{leg}`, the same every time the
     same signal asks for the same leg. Anything else gets a new UUID-based id, which the caller stores (a form
     renders it as a hidden field so a double submit is one order)."""
@@ -87,7 +96,7 @@ def order_client_id(*, strategy=None, signal=None, leg: str = OrderLeg.ENTRY) ->
 def order_guard(
     *,
     broker: Broker,
-    symbol,
+    symbol: Symbol,
     side: str,
     quantity: Decimal,
     order_type: str,
@@ -96,7 +105,7 @@ def order_guard(
     tif: str,
     leg: str,
     bracket: Bracket | None,
-    strategy=None,
+    strategy: StrategyLike | None = None,
     clock: MarketClock,
 ) -> str:
     """Why this order must not go out, or "" when it may. These checks are what lets the connection answer IBKR's
@@ -118,9 +127,13 @@ def order_guard(
     except BrokerError as exc:
         return f"no last price for {symbol.symbol} to check the order against: {exc}"
     band = Decimal(str(settings.ORDER_PRICE_BAND))
-    if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) and abs(limit_price - last) > band * last:  # o163
-        return f"limit {limit_price} is more than {band:.0%} from the last price {last} (ORDER_PRICE_BAND)"
+    # _check_input made sure a limit order has a limit price and a stop order a stop price
+    if order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):  # o163
+        assert limit_price is not None
+        if abs(limit_price - last) > band * last:
+            return f"limit {limit_price} is more than {band:.0%} from the last price {last} (ORDER_PRICE_BAND)"
     if order_type in (OrderType.STOP, OrderType.STOP_LIMIT):  # o10331
+        assert stop_price is not None
         wrong_side = stop_price <= last if side == OrderSide.BUY else stop_price >= last
         if wrong_side:
             return f"stop {stop_price} would trigger at once: the last price is {last}"
@@ -143,7 +156,17 @@ def order_guard(
     return ""
 
 
-def _check_input(*, side, quantity, order_type, limit_price, stop_price, tif, leg, bracket) -> None:
+def _check_input(
+    *,
+    side: str,
+    quantity: Decimal,
+    order_type: str,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    tif: str,
+    leg: str,
+    bracket: Bracket | None,
+) -> None:
     if side not in OrderSide.values:
         raise OrderInputError(f"side must be BUY or SELL, not {side!r}")
     if order_type not in OrderType.values:
@@ -170,22 +193,22 @@ def _check_input(*, side, quantity, order_type, limit_price, stop_price, tif, le
 
 def order_place(
     *,
-    owner,
-    broker_connection,
-    symbol,
+    owner: User,
+    broker_connection: BrokerConnection | None,
+    symbol: Symbol,
     side: str,
     quantity: Decimal,
     order_type: str,
     limit_price: Decimal | None = None,
     stop_price: Decimal | None = None,
     tif: str = TimeInForce.DAY,
-    strategy=None,
-    signal=None,
+    strategy: StrategyLike | None = None,
+    signal: TradingSignal | None = None,
     leg: str = OrderLeg.ENTRY,
     bracket: Bracket | None = None,
     source: str | None = None,
     client_order_id: str | None = None,
-    position=None,
+    position: PositionLike | None = None,
     clock: MarketClock | None = None,
     broker: Broker | None = None,
 ) -> Order:
@@ -235,9 +258,11 @@ def order_place(
     try:
         # An exit of a position is checked and recorded under the position's lock, so two exits placed at once
         # (a strategy's SELL and the stop watch, say) see each other and cannot both sell the same shares.
-        with lock(f"position-exit:{position.pk}", ttl=30, wait=30) if sells_position else contextlib.nullcontext():
+        # when sells_position, `position` is not None
+        exited = cast(PositionLike, position)
+        with lock(f"position-exit:{exited.pk}", ttl=30, wait=30) if sells_position else contextlib.nullcontext():
             if sells_position and not refusal:
-                refusal = position_exit_refusal(position=position, quantity=quantity)
+                refusal = position_exit_refusal(position=exited, quantity=quantity)
             order = _record(
                 owner=owner,
                 broker_connection=broker_connection,
@@ -265,11 +290,13 @@ def order_place(
     return _send(order, broker)
 
 
-def position_exit_refusal(*, position, quantity: Decimal) -> str:
+def position_exit_refusal(*, position: PositionLike, quantity: Decimal) -> str:
     """Why selling `quantity` of `position` would sell shares it no longer has, or "". The product is long-only:
     the shares still held, less what earlier exits of the position that are still working may sell, bound a new
     exit (a bracket's own stop and target are left out: an exit cancels them first)."""
-    held = type(position).objects.filter(pk=position.pk).values_list("quantity", flat=True).first() or Decimal(0)
+    # the Position model is portfolio's, a layer above: orders knows it only by its PositionLike shape
+    positions = type(position).objects  # type: ignore[attr-defined]
+    held: Decimal = positions.filter(pk=position.pk).values_list("quantity", flat=True).first() or Decimal(0)
     working = Order.objects.filter(position_id=position.pk, side=OrderSide.SELL, parent__isnull=True).exclude(
         status__in=TERMINAL_STATUSES
     )
@@ -286,16 +313,31 @@ def position_exit_refusal(*, position, quantity: Decimal) -> str:
     return f"the position holds {held:f}: selling {quantity:f} would go short"
 
 
-def _same_intent(order: Order, *, owner, broker: Broker | None, clock: MarketClock | None = None) -> Order:
+def _same_intent(order: Order, *, owner: User, broker: Broker | None, clock: MarketClock | None = None) -> Order:
     if order.owner_id != owner.pk:
         raise OrderInputError("that client order id is taken")
     return order_reconcile(order=order, broker=broker, clock=clock)
 
 
 def _record(
-    *, owner, broker_connection, symbol, side, quantity, order_type, limit_price, stop_price, tif, strategy, signal,
-    leg, bracket, source, client_order_id, position,
-) -> Order:  # fmt: skip
+    *,
+    owner: User,
+    broker_connection: BrokerConnection | None,
+    symbol: Symbol,
+    side: str,
+    quantity: Decimal,
+    order_type: str,
+    limit_price: Decimal | None,
+    stop_price: Decimal | None,
+    tif: str,
+    strategy: StrategyLike | None,
+    signal: TradingSignal | None,
+    leg: str,
+    bracket: Bracket | None,
+    source: str,
+    client_order_id: str,
+    position: PositionLike | None,
+) -> Order:
     common = {
         "owner": owner,
         "broker_connection": broker_connection,
@@ -307,7 +349,8 @@ def _record(
         "quantity": quantity,
     }
     with transaction.atomic():
-        order = Order.objects.create(
+        # ignore: the plugin wants portfolio's Position for `position`, a layer above, known here as a PositionLike
+        order = Order.objects.create(  # type: ignore[misc]
             **common,
             leg=leg,
             client_order_id=client_order_id,
@@ -362,7 +405,7 @@ def _request(order: Order) -> OrderRequest:
     )
 
 
-def _payload(request: OrderRequest) -> dict:
+def _payload(request: OrderRequest) -> dict[str, Any]:
     return {
         key: (str(value) if isinstance(value, Decimal) else value)
         for key, value in request.__dict__.items()
@@ -453,7 +496,8 @@ def _withdraw_if_held(order: Order, broker: Broker) -> None:
 
 def _path(current: str, target: str) -> list[str]:
     """The shortest walk through the allowed transitions (e.g. UNKNOWN -> SUBMITTED -> CANCEL_REQUESTED)."""
-    queue, seen = deque([(current, [])]), {current}
+    queue: deque[tuple[str, list[str]]] = deque([(current, [])])
+    seen = {current}
     while queue:
         status, path = queue.popleft()
         for following in ORDER_TRANSITIONS[status]:
@@ -465,9 +509,17 @@ def _path(current: str, target: str) -> list[str]:
     return []
 
 
+class _Reported(TypedDict, total=False):
+    """What `_apply` copies from the broker's report onto the order row."""
+
+    broker_order_id: str
+    filled_quantity: Decimal
+    average_fill_price: Decimal
+
+
 def _apply(order: Order, reported: BrokerOrder, *, reason: str = "") -> None:
     """Make our row say what the broker says: broker id, fills, status."""
-    fields: dict = {}
+    fields: _Reported = {}
     if reported.broker_order_id and order.broker_order_id != reported.broker_order_id:
         fields["broker_order_id"] = reported.broker_order_id
     filled = min(reported.filled_quantity, order.quantity)
@@ -498,7 +550,7 @@ def _apply(order: Order, reported: BrokerOrder, *, reason: str = "") -> None:
 def order_reconcile(*, order: Order, broker: Broker | None = None, clock: MarketClock | None = None) -> Order:
     """Bring one order (and its bracket) in line with the broker. Safe to call any time, from anywhere."""
     if order.parent_id:
-        order_reconcile(order=order.parent, broker=broker, clock=clock)
+        order_reconcile(order=cast(Order, order.parent), broker=broker, clock=clock)  # parent_id: it has one
         order.refresh_from_db()
         return order
     order.refresh_from_db()
@@ -616,7 +668,9 @@ def order_cancel(*, order: Order, broker: Broker | None = None, clock: MarketClo
 # --- sync ------------------------------------------------------------------------------------------------------------
 
 
-def orders_sync(*, broker_connection, broker: Broker | None = None, clock: MarketClock | None = None) -> list[Trade]:
+def orders_sync(
+    *, broker_connection: BrokerConnection | None, broker: Broker | None = None, clock: MarketClock | None = None
+) -> list[Trade]:
     """Poll the broker for every order of this connection that is not settled: reconcile the unknown ones, move
     statuses, and record executions as Trade rows (one per broker execution id). Returns the Trade rows created now
     (oldest first), which is what the portfolio books into positions and P&L."""
@@ -645,7 +699,7 @@ def orders_sync(*, broker_connection, broker: Broker | None = None, clock: Marke
     return trades
 
 
-def _record_executions(executions: list[Execution], ours) -> list[Trade]:
+def _record_executions(executions: list[Execution], ours: OrderQuerySet) -> list[Trade]:
     known = set(
         Trade.objects.filter(broker_execution_id__in=[e.execution_id for e in executions]).values_list(
             "broker_execution_id", flat=True
@@ -660,6 +714,7 @@ def _record_executions(executions: list[Execution], ours) -> list[Trade]:
         | Q(client_order_id__in={e.order_ref for e in fresh if e.order_ref})
     )
     by_broker_id, by_client_id = {}, {}
+    order: Order | None
     for order in named:
         if order.broker_order_id:
             by_broker_id[order.broker_order_id] = order

@@ -3,9 +3,12 @@ write goes through `orders.services` (the manual order form is the portfolio's: 
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_POST
 
@@ -14,17 +17,18 @@ from core.pages import paginate, redirect_to, render_page
 from orders import services
 from orders.forms import OrderFilterForm
 from orders.models import Order
+from orders.querysets import OrderQuerySet
 from orders.statuses import OPEN_STATUSES
 
 
-def get_order_for_user(user, order_id) -> Order:
+def get_order_for_user(user: User, order_id: int) -> Order:
     return get_object_or_404(
         Order.objects.for_owner(user).select_related("symbol", "strategy", "signal", "broker_connection", "parent"),
         pk=order_id,
     )
 
 
-def filtered_orders(user, params):
+def filtered_orders(user: User, params: QueryDict) -> tuple[OrderFilterForm, OrderQuerySet]:
     strategies = user.strategies.live().only("id", "name", "owner").order_by("name")
     form = OrderFilterForm(params or None, strategies=strategies)
     orders = Order.objects.for_owner(user).live().select_related("symbol", "strategy").order_by("-created_at")
@@ -44,7 +48,7 @@ def filtered_orders(user, params):
 @login_required
 @require_GET
 def order_list(request: HttpRequest) -> HttpResponse:
-    form, orders = filtered_orders(request.user, request.GET)
+    form, orders = filtered_orders(cast(User, request.user), request.GET)  # login_required: a User
     page = paginate(request, orders)
     context = {
         "form": form,
@@ -57,7 +61,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
-    order = get_order_for_user(request.user, order_id)
+    order = get_order_for_user(cast(User, request.user), order_id)  # login_required: a User
     context = {
         "order": order,
         "history": order.status_changes.order_by("changed_at", "id"),
@@ -72,7 +76,7 @@ def order_detail(request: HttpRequest, order_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def order_cancel(request: HttpRequest, order_id: int) -> HttpResponse:
-    order = get_order_for_user(request.user, order_id)
+    order = get_order_for_user(cast(User, request.user), order_id)  # login_required: a User
     try:
         order = services.order_cancel(order=order)
     except (services.OrderInputError, BrokerError) as error:

@@ -1,10 +1,19 @@
+from typing import TYPE_CHECKING
+
 from django.contrib import admin
 
 from portfolio.models import PortfolioSnapshot, Position
 
+# The admin classes are generic in django-stubs only: at run time they take no type arguments.
+if TYPE_CHECKING:
+    PositionAdminBase = admin.ModelAdmin[Position]
+    SnapshotAdminBase = admin.ModelAdmin[PortfolioSnapshot]
+else:
+    PositionAdminBase = SnapshotAdminBase = admin.ModelAdmin
+
 
 @admin.register(Position)
-class PositionAdmin(admin.ModelAdmin):
+class PositionAdmin(PositionAdminBase):
     list_display = [
         "symbol",
         "owner",
@@ -22,7 +31,7 @@ class PositionAdmin(admin.ModelAdmin):
 
 
 @admin.register(PortfolioSnapshot)
-class PortfolioSnapshotAdmin(admin.ModelAdmin):
+class PortfolioSnapshotAdmin(SnapshotAdminBase):
     list_display = ["owner", "total_value", "cash", "positions_value", "realized_pnl", "unrealized_pnl", "taken_at"]
     search_fields = ["owner__username"]
     list_select_related = ["owner"]

@@ -2,11 +2,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core.models import DecimalDigits
 from market.models import PRICE, Symbol
 from orders.models import QUANTITY
 from portfolio.querysets import PositionQuerySet
 
-MONEY = {"max_digits": 18, "decimal_places": 2}
+MONEY: DecimalDigits = {"max_digits": 18, "decimal_places": 2}
 
 
 class Position(models.Model):

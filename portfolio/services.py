@@ -9,24 +9,29 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
+from typing import Required, TypedDict, Unpack, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from brokers.hours import day_order_session, session_close
+from brokers.interface import Broker, BrokerPosition
 from brokers.models import BrokerConnection
 from brokers.services import broker_for
 from market.clock import MarketClock, WallClock, clock_for_strategy
-from market.models import Bar, MarketDataSource
+from market.models import Bar, MarketDataSource, Symbol
 from market.sources import source_for_strategy
 from orders.models import Order, OrderLeg, OrderSide, OrderSource, OrderType, TimeInForce, Trade
+from orders.protocols import StrategyLike
 from orders.services import (
+    Bracket,
     OrderInputError,
     order_cancel,
     order_place,
@@ -71,7 +76,8 @@ def fill_apply(*, trade: Trade) -> FillResult:
         open_positions = Position.objects.select_for_update().filter(closed_at__isnull=True)
         # An order bound to a position changes that one (a manual SELL closing a strategy's position, say)
         position = (open_positions.filter(pk=order.position_id).first() if order.position_id else None) or (
-            open_positions.filter(
+            # ignore: strategy_id None means IS NULL, which the plugin's lookup type for an `_id` leaves out
+            open_positions.filter(  # type: ignore[misc]
                 owner_id=order.owner_id, strategy_id=order.strategy_id, symbol_id=order.symbol_id
             ).first()
         )
@@ -86,7 +92,7 @@ def fill_apply(*, trade: Trade) -> FillResult:
     return result
 
 
-def _apply_buy(trade: Trade, order, position: Position | None) -> FillResult:
+def _apply_buy(trade: Trade, order: Order, position: Position | None) -> FillResult:
     if position is None:
         position = Position(
             owner_id=order.owner_id,
@@ -110,7 +116,7 @@ def _apply_buy(trade: Trade, order, position: Position | None) -> FillResult:
     return FillResult(trade=trade, position=position, realized_pnl=ZERO)
 
 
-def _apply_sell(trade: Trade, order, position: Position | None) -> FillResult:
+def _apply_sell(trade: Trade, order: Order, position: Position | None) -> FillResult:
     if position is None:
         # Nothing of ours to sell (a manual sale at the broker): realise only the commission and let
         # reconciliation flag the difference.
@@ -162,10 +168,10 @@ def position_exit_place(
     position: Position,
     limit_price: Decimal,
     source: str,
-    signal=None,
-    clock=None,
-    client_order_id=None,
-    broker=None,
+    signal: TradingSignal | None = None,
+    clock: MarketClock | None = None,
+    client_order_id: str | None = None,
+    broker: Broker | None = None,
 ) -> Order:
     """Close a position with a DAY limit SELL of all of it through the order service. Open bracket exits of the
     position are cancelled first, so the position is not sold twice. `broker`: the caller's (a replay's), else the
@@ -223,7 +229,9 @@ class Valuation:
     positions: list[PositionValue] = field(default_factory=list)
 
 
-def position_to_sell(*, owner, broker_connection, symbol, quantity: Decimal):
+def position_to_sell(
+    *, owner: User, broker_connection: BrokerConnection | None, symbol: Symbol, quantity: Decimal
+) -> Position:
     """The open position of the owner in `symbol` on this account that a manual SELL closes (part of): the first that
     still has `quantity` to sell, else the first (and the exit check says why it cannot). The product is long-only:
     with no open position there is nothing to sell, and the broker would go short, so nothing is recorded or sent."""
@@ -243,12 +251,37 @@ def position_to_sell(*, owner, broker_connection, symbol, quantity: Decimal):
     return next((p for p in positions if not position_exit_refusal(position=p, quantity=quantity)), positions[0])
 
 
-def manual_order_place(*, owner, broker_connection, symbol, side: str, quantity: Decimal, **order) -> Order:
+class OrderOptions(TypedDict, total=False):
+    """The keywords of `order_place` that `manual_order_place` passes on as they are."""
+
+    order_type: Required[str]
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    tif: str
+    strategy: StrategyLike | None
+    signal: TradingSignal | None
+    leg: str
+    bracket: Bracket | None
+    source: str | None
+    client_order_id: str | None
+    clock: MarketClock | None
+    broker: Broker | None
+
+
+def manual_order_place(
+    *,
+    owner: User,
+    broker_connection: BrokerConnection | None,
+    symbol: Symbol,
+    side: str,
+    quantity: Decimal,
+    **order: Unpack[OrderOptions],
+) -> Order:
     """A trader's own order, from the order page, the API or the `ibkr` command, through the one order service.
     A SELL closes (part of) the owner's open position in the symbol on that account: it is bound to that position
     and placed as its exit (a kill switch stops entries, not exits). With no such position there is nothing to sell
     (long-only), and OrderInputError says so before anything is recorded or sent."""
-    position = None
+    position: Position | None = None
     if side == OrderSide.SELL:
         position = position_to_sell(owner=owner, broker_connection=broker_connection, symbol=symbol, quantity=quantity)
         order["leg"] = OrderLeg.EXIT
@@ -276,7 +309,7 @@ def position_price(position: Position) -> tuple[Decimal | None, dt.datetime]:
     return close, now
 
 
-def cash_ledger(*, owner) -> Decimal:
+def cash_ledger(*, owner: User) -> Decimal:
     """Cash by our own books: the simulated accounts' starting cash plus sales, less purchases and commissions."""
     start = (
         BrokerConnection.objects.filter(owner=owner, kind="simulated", replay_of__isnull=True).aggregate(
@@ -293,7 +326,7 @@ def cash_ledger(*, owner) -> Decimal:
     return (start + flows).quantize(MONEY_Q)
 
 
-def portfolio_valuation(*, owner, cash: Decimal | None = None) -> Valuation:
+def portfolio_valuation(*, owner: User, cash: Decimal | None = None) -> Valuation:
     """Open positions at their clocks' current prices, cash (ours unless given, e.g. the broker's), realised and
     unrealised P&L."""
     values: list[PositionValue] = []
@@ -329,7 +362,7 @@ def portfolio_valuation(*, owner, cash: Decimal | None = None) -> Valuation:
     )
 
 
-def snapshot_take(*, owner, taken_at: dt.datetime | None = None) -> PortfolioSnapshot:
+def snapshot_take(*, owner: User, taken_at: dt.datetime | None = None) -> PortfolioSnapshot:
     valuation = portfolio_valuation(owner=owner)
     return PortfolioSnapshot.objects.create(
         owner=owner,
@@ -359,15 +392,17 @@ class Statistics:
     max_drawdown: Decimal
 
 
-def portfolio_statistics(*, owner, strategy=None) -> Statistics:
+def portfolio_statistics(*, owner: User, strategy: StrategyLike | None = None) -> Statistics:
     """Over closing fills (sells): count, win rate, average and extreme wins and losses, total realised P&L, and the
     largest fall of cumulative realised P&L from a peak."""
     sells = Trade.objects.filter(
         order__in=Order.objects.for_owner(owner).live(), order__side=OrderSide.SELL, realized_pnl__isnull=False
     )
     if strategy is not None:
-        sells = sells.filter(order__strategy=strategy)
-    pnls = list(sells.order_by("executed_at", "id").values_list("realized_pnl", flat=True))
+        # ignore: the plugin wants trading's Strategy, a layer above, known here as a StrategyLike
+        sells = sells.filter(order__strategy=strategy)  # type: ignore[misc]
+    # realized_pnl__isnull=False: no None among them
+    pnls = cast(list[Decimal], list(sells.order_by("executed_at", "id").values_list("realized_pnl", flat=True)))
     wins = [p for p in pnls if p > 0]
     losses = [p for p in pnls if p < 0]
     peak = running = drawdown = ZERO
@@ -380,8 +415,8 @@ def portfolio_statistics(*, owner, strategy=None) -> Statistics:
         wins=len(wins),
         losses=len(losses),
         win_rate=(Decimal(len(wins)) / len(pnls)).quantize(PNL_Q) if pnls else None,
-        average_win=(sum(wins) / len(wins)).quantize(MONEY_Q) if wins else None,
-        average_loss=(sum(losses) / len(losses)).quantize(MONEY_Q) if losses else None,
+        average_win=(sum(wins, ZERO) / len(wins)).quantize(MONEY_Q) if wins else None,
+        average_loss=(sum(losses, ZERO) / len(losses)).quantize(MONEY_Q) if losses else None,
         largest_win=max(wins) if wins else None,
         largest_loss=min(losses) if losses else None,
         total_pnl=sum(pnls, ZERO),
@@ -392,7 +427,9 @@ def portfolio_statistics(*, owner, strategy=None) -> Statistics:
 # --- reconciliation ------------------------------------------------------------------------------------------------
 
 
-def positions_reconcile(*, broker_connection: BrokerConnection, broker_positions) -> Reconciliation:
+def positions_reconcile(
+    *, broker_connection: BrokerConnection, broker_positions: Iterable[BrokerPosition]
+) -> Reconciliation:
     """Compare our open positions for this account with what the broker holds. Differences are recorded and
     flagged, never "fixed": a person decides which side is wrong."""
     ours: dict[str, Decimal] = {}
@@ -425,7 +462,10 @@ def connection_clock(broker_connection: BrokerConnection) -> MarketClock:
     open_orders = Order.objects.for_connection(broker_connection).open()
     strategy_ids = set(open_orders.values_list("strategy_id", flat=True))
     if len(strategy_ids) == 1 and None not in strategy_ids:
-        strategy = open_orders.select_related("strategy").first().strategy
+        first = open_orders.select_related("strategy").first()
+        assert first is not None  # strategy_ids came from the open orders
+        strategy = first.strategy
+        assert strategy is not None  # and holds no None
         if strategy.market_data_source == MarketDataSource.PLAYBACK:
             return clock_for_strategy(strategy)
     return WallClock()
@@ -465,7 +505,7 @@ def connection_track(
     return results
 
 
-def _day_orders_expire(*, broker_connection: BrokerConnection, broker, clock) -> None:
+def _day_orders_expire(*, broker_connection: BrokerConnection, broker: Broker, clock: MarketClock) -> None:
     """A DAY order still open after its session's close is asked about again; if the broker still calls it working,
     it is cancelled, so no order outlives the day it was meant for."""
     now = clock.now()
@@ -508,7 +548,12 @@ def stops_watch(*, allowance: Decimal | None = None) -> list[Order]:
 
 
 def position_watch(
-    *, position: Position, price: Decimal, clock, allowance: Decimal | None = None, broker=None
+    *,
+    position: Position,
+    price: Decimal,
+    clock: MarketClock,
+    allowance: Decimal | None = None,
+    broker: Broker | None = None,
 ) -> Order | None:
     """Exit `position` when `price` has reached its stop or target and no exit is working for it: a marketable DAY
     limit at the price less `allowance` (STOP_WATCH_ALLOWANCE). One exit per position per trading day of `clock`:
@@ -548,7 +593,7 @@ def connection_reconcile(*, broker_connection: BrokerConnection) -> Reconciliati
 # --- signal outcomes: a BUY signal judged by its fills -------------------------------------------------------------
 
 
-def signal_outcomes_settle(*, signals=None) -> int:
+def signal_outcomes_settle(*, signals: Iterable[TradingSignal] | None = None) -> int:
     """Work out the outcome of BUY signals from their fills. Entry fills are the trades of the signal's BUY orders;
     exit fills are SELL trades of orders placed under those entries (bracket legs) or closing the position the entry
     opened. Fully exited: WIN, LOSS or SCRATCH with the R multiple (exit - entry) / (entry - stop), from average fill
@@ -597,7 +642,7 @@ def _outcome_from_fills(signal: TradingSignal) -> tuple[str, Decimal | None]:
     return (SignalOutcome.WIN if r_multiple > 0 else SignalOutcome.LOSS), r_multiple
 
 
-def _average_fill(trades) -> tuple[Decimal, Decimal]:
+def _average_fill(trades: QuerySet[Trade]) -> tuple[Decimal, Decimal]:
     rows = list(trades.values_list("quantity", "price"))
     quantity = sum((q for q, _ in rows), Decimal(0))
     if not quantity:

@@ -4,14 +4,18 @@ own orders (a manual SELL closes part of a position)."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import cast
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_POST
 
 from brokers.interface import BrokerError
+from brokers.models import BrokerConnection
 from core.pages import redirect_to, render_page
 from orders.forms import ManualOrderForm
 from orders.services import OrderInputError, order_client_id
@@ -22,11 +26,11 @@ CURVE_POINTS = 400
 CURVE_WIDTH, CURVE_HEIGHT, PAD_LEFT, PAD_BOTTOM = 800, 260, 70, 24
 
 
-def get_position_for_user(user, position_id) -> Position:
+def get_position_for_user(user: User, position_id: int) -> Position:
     return get_object_or_404(Position.objects.for_owner(user), pk=position_id)
 
 
-def equity_curve(snapshots: list[PortfolioSnapshot]) -> dict | None:
+def equity_curve(snapshots: list[PortfolioSnapshot]) -> dict[str, object] | None:
     """An SVG polyline of total value over time, thinned to at most CURVE_POINTS points (oldest first)."""
     if len(snapshots) < 2:
         return None
@@ -41,7 +45,7 @@ def equity_curve(snapshots: list[PortfolioSnapshot]) -> dict | None:
     first, last = points[0].taken_at.timestamp(), points[-1].taken_at.timestamp()
     width, height = CURVE_WIDTH - PAD_LEFT - 10, CURVE_HEIGHT - PAD_BOTTOM - 10
 
-    def xy(snapshot, value) -> tuple[float, float]:
+    def xy(snapshot: PortfolioSnapshot, value: float) -> tuple[float, float]:
         x = PAD_LEFT + (snapshot.taken_at.timestamp() - first) / ((last - first) or 1) * width
         y = 10 + (1 - (value - low) / (high - low)) * height
         return round(x, 1), round(y, 1)
@@ -71,7 +75,7 @@ def equity_curve(snapshots: list[PortfolioSnapshot]) -> dict | None:
 @login_required
 @require_GET
 def portfolio(request: HttpRequest) -> HttpResponse:
-    user = request.user
+    user = cast(User, request.user)  # login_required: a User
     valuation = services.portfolio_valuation(owner=user)
     positions = {p.pk: p for p in Position.objects.for_owner(user).open().select_related("symbol", "strategy")}
     rows = [{"value": v, "position": positions.get(v.position_id)} for v in valuation.positions]
@@ -94,7 +98,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def portfolio_refresh(request: HttpRequest) -> HttpResponse:
-    snapshot = services.snapshot_take(owner=request.user)
+    snapshot = services.snapshot_take(owner=cast(User, request.user))  # login_required: a User
     messages.success(request, f"Snapshot taken: {snapshot.total_value:,.2f} total.")
     return redirect_to(request, "portfolio")
 
@@ -104,15 +108,16 @@ def portfolio_refresh(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def order_new(request: HttpRequest) -> HttpResponse:
+    user = cast(User, request.user)  # login_required: a User
     initial = {"client_order_id": order_client_id()}
     if request.GET.get("symbol"):
         initial["symbol"] = request.GET["symbol"]
-    form = ManualOrderForm(request.POST or None, initial=initial, owner=request.user)
+    form = ManualOrderForm(request.POST or None, initial=initial, owner=user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             order = services.manual_order_place(
-                owner=request.user,
+                owner=user,
                 broker_connection=data["broker_connection"],
                 symbol=data["symbol"],
                 side=data["side"],
@@ -133,5 +138,7 @@ def order_new(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Order {order.client_order_id} is {order.get_status_display().lower()}.")
             return redirect_to(request, "order_detail", order_id=order.pk)
-    has_account = form.fields["broker_connection"].queryset.exists()
+    connections = cast("forms.ModelChoiceField[BrokerConnection]", form.fields["broker_connection"]).queryset
+    assert connections is not None  # ManualOrderForm gives the field the owner's accounts
+    has_account = connections.exists()
     return render_page(request, "orders/order_new.html", {"form": form, "has_account": has_account}, partial="form")

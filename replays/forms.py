@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from core.forms import model_choice_field
 from replays.models import LLMCacheMode
 from signals_app.models import Analyst
 from trading.models import Strategy
@@ -20,4 +21,6 @@ class ReplayForm(forms.Form):
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["strategy"].queryset = Strategy.objects.for_owner(owner).live().select_related("symbol")
+        model_choice_field(self, "strategy").queryset = (
+            Strategy.objects.for_owner(owner).live().select_related("symbol")
+        )

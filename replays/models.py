@@ -14,12 +14,13 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.models import DecimalDigits
 from market.models import PRICE, BarSize, Symbol
 from replays.querysets import ReplayQuerySet
 from signals_app.models import Analyst
 
-MONEY = {"max_digits": 18, "decimal_places": 2}
-USD = {"max_digits": 12, "decimal_places": 6}
+MONEY: DecimalDigits = {"max_digits": 18, "decimal_places": 2}
+USD: DecimalDigits = {"max_digits": 12, "decimal_places": 6}
 
 
 class ReplayStatus(models.TextChoices):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from core.forms import model_choice_field
 from signals_app.models import PromptTemplate, PromptType, SignalAction, SignalOutcome
 from signals_app.prompts import PromptRenderError, check_template_body
 
@@ -45,7 +46,9 @@ class PromptVersionForm(forms.Form):
 
 
 class SignalFilterForm(forms.Form):
-    strategy = forms.ModelChoiceField(queryset=None, required=False, empty_label="All strategies")
+    strategy: forms.ModelChoiceField = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="All strategies"
+    )
     action = forms.ChoiceField(choices=[("", "Any action"), *SignalAction.choices], required=False)
     outcome = forms.ChoiceField(choices=[("", "Any outcome"), *SignalOutcome.choices], required=False)
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
@@ -53,7 +56,7 @@ class SignalFilterForm(forms.Form):
 
     def __init__(self, *args, strategies, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["strategy"].queryset = strategies
+        model_choice_field(self, "strategy").queryset = strategies
 
 
 PROMPT_TYPE_CHOICES = PromptType.choices

@@ -107,8 +107,9 @@ def parse_answer(answer: str | dict, *, last_close: Decimal, band: float) -> Par
     try:
         return validate_fields(fields, last_close=last_close, band=band, source=source)
     except SignalRejected as exc:
-        reasoning = fields.get("reasoning") if isinstance(fields.get("reasoning"), str) else ""
-        return hold(str(exc), reasoning=reasoning, source=source, raw=_jsonable(fields))
+        reasoning = fields.get("reasoning")
+        text = reasoning if isinstance(reasoning, str) else ""
+        return hold(str(exc), reasoning=text, source=source, raw=_jsonable(fields))
 
 
 def validate_fields(fields: dict, *, last_close: Decimal, band: float, source: str = "json") -> ParsedSignal:
@@ -164,6 +165,7 @@ def validate_fields(fields: dict, *, last_close: Decimal, band: float, source: s
         for name in ("entry", "stop_loss", "target"):
             if prices[name] is None:
                 raise SignalRejected(f"a BUY needs {name}")
+        assert entry is not None and stop is not None and target is not None  # the loop raised for a missing one
         if not stop < entry:
             raise SignalRejected(f"a BUY's stop {stop} must be below its entry {entry}")
         if not entry < target:

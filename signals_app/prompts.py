@@ -229,7 +229,9 @@ def resolve_prompt_version(strategy, prompt_type: str = PromptType.ANALYSIS, lan
 
 
 def _resolve_template(strategy, prompt_type: str, language: str, exclude: int | None = None) -> PromptTemplate | None:
-    templates = PromptTemplate.objects.filter(prompt_type=prompt_type).exclude(pk=exclude)
+    templates = PromptTemplate.objects.filter(prompt_type=prompt_type)
+    if exclude is not None:
+        templates = templates.exclude(pk=exclude)
     chosen = strategy.prompt_template
     if (
         chosen is not None

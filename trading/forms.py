@@ -7,8 +7,10 @@ from functools import cache
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.datastructures import MultiValueDict
 
 from brokers.models import BrokerConnection
+from core.forms import model_choice_field
 from market.indicators import validate_config
 from market.models import IndicatorConfig, Symbol
 from signals_app.models import PromptTemplate, PromptType, PromptVersion
@@ -92,6 +94,7 @@ class IndicatorConfigForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        assert cleaned is not None  # ModelForm.clean returns cleaned_data
         indicator_type = cleaned.get("indicator_type")
         parameters = cleaned.get("parameters")
         if indicator_type and parameters is not None:
@@ -151,25 +154,28 @@ class OwnedStrategyForm(forms.ModelForm):
         self.owner = owner
         super().__init__(*args, **kwargs)
         if "symbol" in self.fields:
-            self.fields["symbol"].queryset = Symbol.objects.all()
+            model_choice_field(self, "symbol").queryset = Symbol.objects.all()
         if "indicators" in self.fields:
-            self.fields["indicators"].queryset = IndicatorConfig.objects.filter(owner=owner).order_by("name")
+            indicators = model_choice_field(self, "indicators")
+            indicators.queryset = IndicatorConfig.objects.filter(owner=owner).order_by("name")
         if "prompt_template" in self.fields:
-            self.fields["prompt_template"].queryset = (
+            template = model_choice_field(self, "prompt_template")
+            template.queryset = (
                 PromptTemplate.objects.visible_to(owner)
                 .filter(prompt_type=PromptType.ANALYSIS)
                 .filter(strategy__isnull=True)
                 .order_by("name")
             )
-            self.fields["prompt_template"].empty_label = "Default (resolved at run time)"
+            template.empty_label = "Default (resolved at run time)"
         if "pinned_prompt_version" in self.fields:
-            self.fields["pinned_prompt_version"].queryset = PromptVersion.objects.filter(
+            version = model_choice_field(self, "pinned_prompt_version")
+            version.queryset = PromptVersion.objects.filter(
                 template__in=PromptTemplate.objects.visible_to(owner)
             ).select_related("template")
-            self.fields["pinned_prompt_version"].empty_label = "Latest version"
+            version.empty_label = "Latest version"
         if "broker_connection" in self.fields:
             connections = BrokerConnection.objects.filter(owner=owner, replay_of__isnull=True).order_by("kind", "name")
-            field = self.fields["broker_connection"]
+            field = model_choice_field(self, "broker_connection")
             field.queryset = connections
             # No connection means the IBKR gateway named by IBKR_GATEWAY_URL; with accounts of their own, the user
             # picks one (a simulated one first), so nothing goes to a real gateway by accident.
@@ -195,6 +201,7 @@ class OwnedStrategyForm(forms.ModelForm):
     def clean_indicators(self) -> list[IndicatorConfig]:
         """In the order the user gave them (the order the analyst and the charts use)."""
         chosen = list(self.cleaned_data["indicators"])
+        assert isinstance(self.data, MultiValueDict)  # bound to request.POST or a step's saved QueryDict
         given = [str(value) for value in self.data.getlist(self.add_prefix("indicators"))]
         return sorted(chosen, key=lambda i: given.index(str(i.pk)) if str(i.pk) in given else len(given))
 
@@ -205,6 +212,7 @@ class OwnedStrategyForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        assert cleaned is not None  # ModelForm.clean returns cleaned_data
         template, version = cleaned.get("prompt_template"), cleaned.get("pinned_prompt_version")
         if version is not None and template is not None and version.template_id != template.pk:
             self.add_error("pinned_prompt_version", "This version belongs to another template.")
@@ -263,7 +271,7 @@ class StrategyEditForm(OwnedStrategyForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk and not self.is_bound:
             self.initial["indicators"] = [link.indicator_id for link in self.instance.strategy_indicators.all()]
-        self.fields["symbol"].widget = forms.Select(choices=self.fields["symbol"].choices)
+        self.fields["symbol"].widget = forms.Select(choices=model_choice_field(self, "symbol").choices)
 
 
 CREATE_STEPS: list[tuple[str, str, type[OwnedStrategyForm]]] = [

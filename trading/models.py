@@ -7,12 +7,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from brokers.models import BrokerConnection
+from core.models import DecimalDigits
 from market.models import BarSize, IndicatorConfig, MarketDataSource, Symbol
 from signals_app.models import Analyst
 from trading.querysets import ExecutionQuerySet, NotificationQuerySet, StrategyQuerySet
 
-MONEY = {"max_digits": 18, "decimal_places": 2}
-RATIO = {"max_digits": 7, "decimal_places": 4}
+MONEY: DecimalDigits = {"max_digits": 18, "decimal_places": 2}
+RATIO: DecimalDigits = {"max_digits": 7, "decimal_places": 4}
 
 
 class Strategy(models.Model):
