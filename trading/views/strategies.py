@@ -17,7 +17,7 @@ from market.models import Symbol
 from market.symbol_search import symbols_matching
 from trading import forms, services
 from trading.models import ExecutionStatus, Strategy, StrategyExecution, StrategyIndicator
-from trading.views.dashboard import strategies_with_last_run
+from trading.selectors import strategies_with_last_run
 from trading.views.owned import get_strategy_for_user
 
 DRAFT_SESSION_KEY = "strategy_draft"
