@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from decimal import Decimal
+from typing import Any, Protocol, cast
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -25,14 +26,15 @@ from django.utils import timezone
 
 from brokers.ibkr import IbkrBroker
 from brokers.interface import BrokerError, Transient
+from brokers.models import BrokerConnection
 from core.coordination import LockTimeout, semaphore
 from market.clock import DEFAULT_EXCHANGE_TZ
-from market.models import BarSize
+from market.models import BarSize, Symbol
 from market.sources import BAR_COLUMNS, BarSource, BarSourceError, register_bar_source
 
 MAX_POINTS = 1000
 MAX_PAGES = 30
-IBKR_BAR = {
+IBKR_BAR: dict[str, str] = {
     BarSize.MIN1: "1min",
     BarSize.MIN5: "5min",
     BarSize.MIN15: "15min",
@@ -67,15 +69,21 @@ def bar_key(t_ms: int, bar_size: str, tz: str = DEFAULT_EXCHANGE_TZ) -> dt.datet
     return instant
 
 
+class StrategyWithConnection(Protocol):
+    """What the IBKR source reads of a trading.models.Strategy (a higher layer)."""
+
+    broker_connection: BrokerConnection | None
+
+
 class IbkrBarSource(BarSource):
     def __init__(self, broker: IbkrBroker) -> None:
         self.broker = broker
 
     @classmethod
-    def for_connection(cls, connection) -> IbkrBarSource:
+    def for_connection(cls, connection: BrokerConnection | None) -> IbkrBarSource:
         return cls(IbkrBroker.for_connection(connection))
 
-    def _history(self, conid: int, *, period: str, bar: str, before: dt.datetime | None) -> dict:
+    def _history(self, conid: int, *, period: str, bar: str, before: dt.datetime | None) -> dict[str, Any]:
         client = self.broker.client
         try:
             with semaphore(f"ibkr:{client.gateway}:history", size=5, ttl=client.timeout * 2 + 5, wait=60):
@@ -87,7 +95,15 @@ class IbkrBarSource(BarSource):
         except LockTimeout as exc:
             raise BarSourceError(f"all 5 IBKR history slots stayed busy: {exc}") from exc
 
-    def bars(self, symbol, bar_size, *, start=None, end=None, limit=None) -> pd.DataFrame:
+    def bars(
+        self,
+        symbol: Symbol,
+        bar_size: str,
+        *,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
         if bar_size not in IBKR_BAR:
             raise BarSourceError(f"IBKR has no {bar_size} bars")
         try:
@@ -127,7 +143,7 @@ class IbkrBarSource(BarSource):
             frame = frame[frame.index >= start]
         return frame.iloc[-limit:] if limit else frame
 
-    def latest_price(self, symbol, *, at: dt.datetime | None = None) -> Decimal:
+    def latest_price(self, symbol: Symbol, *, at: dt.datetime | None = None) -> Decimal:
         if at is None or at >= timezone.now() - dt.timedelta(minutes=2):
             try:
                 return self.broker.last_price(symbol)
@@ -141,4 +157,7 @@ class IbkrBarSource(BarSource):
 
 def register() -> None:
     """Make MarketDataSource.IBKR strategies read IBKR history through their broker connection."""
-    register_bar_source("ibkr", lambda strategy: IbkrBarSource.for_connection(strategy.broker_connection))
+    register_bar_source(
+        "ibkr",
+        lambda strategy: IbkrBarSource.for_connection(cast(StrategyWithConnection, strategy).broker_connection),
+    )

@@ -100,8 +100,9 @@ def _decimal(value: Any) -> Decimal | None:
         return None
 
 
-def _number(value: Decimal) -> int | float:
+def _number(value: Decimal | None) -> int | float:
     """A JSON number for IBKR: integral quantities as int, prices as the float of their exact decimal text."""
+    assert value is not None  # the order service gives a limit order its limit price and a stop order its stop
     return int(value) if value == value.to_integral_value() else float(str(value))
 
 
@@ -176,7 +177,7 @@ class IbkrClient:
         method: str,
         path: str,
         *,
-        params: dict | None = None,
+        params: dict[str, Any] | None = None,
         body: Any = None,
         slow_key: str | None = None,
         needs_accounts: bool = False,
@@ -197,7 +198,14 @@ class IbkrClient:
                 raise Transient("the gateway still wants /iserver/accounts first", status_code=500) from exc
 
     def _send(
-        self, method: str, path: str, *, params: dict | None, body: Any, slow_key: str | None, order_post: bool
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None,
+        body: Any,
+        slow_key: str | None,
+        order_post: bool,
     ) -> Any:
         self._check_backoff()
         try:
@@ -277,7 +285,7 @@ class IbkrClient:
         if message_ids:
             self.request("POST", "/iserver/questions/suppress", body={"messageIds": list(message_ids)})
 
-    def prime_accounts(self) -> dict:
+    def prime_accounts(self) -> dict[str, Any]:
         if self._accounts_primed:
             return {}
         body = self.request("GET", "/iserver/accounts") or {}
@@ -286,7 +294,7 @@ class IbkrClient:
             self.account_id = body.get("selectedAccount") or next(iter(body.get("accounts") or []), "")
         return body
 
-    def accounts(self) -> dict:
+    def accounts(self) -> dict[str, Any]:
         self._accounts_primed = False
         return self.prime_accounts()
 
@@ -299,20 +307,20 @@ class IbkrClient:
 
     # --- contracts and market data ---------------------------------------------------------------------------------
 
-    def secdef_search(self, symbol: str, *, sec_type: str = "STK") -> list[dict]:
+    def secdef_search(self, symbol: str, *, sec_type: str = "STK") -> list[dict[str, Any]]:
         return self.request("GET", "/iserver/secdef/search", params={"symbol": symbol, "secType": sec_type}) or []
 
-    def stocks(self, symbols: list[str]) -> dict:
+    def stocks(self, symbols: list[str]) -> dict[str, Any]:
         return self.request("GET", "/trsrv/stocks", params={"symbols": ",".join(symbols)}) or {}
 
-    def contract_info(self, conid: int) -> dict:
+    def contract_info(self, conid: int) -> dict[str, Any]:
         return self.request("GET", f"/iserver/contract/{int(conid)}/info") or {}
 
-    def snapshot(self, conids: list[int], fields: list[str]) -> list[dict]:
+    def snapshot(self, conids: list[int], fields: list[str]) -> list[dict[str, Any]]:
         params = {"conids": ",".join(str(int(c)) for c in conids), "fields": ",".join(fields)}
         return self.request("GET", "/iserver/marketdata/snapshot", params=params, needs_accounts=True) or []
 
-    def history(self, conid: int, *, period: str, bar: str, start_time: dt.datetime | None = None) -> dict:
+    def history(self, conid: int, *, period: str, bar: str, start_time: dt.datetime | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"conid": int(conid), "period": period, "bar": bar, "outsideRth": "false"}
         if start_time is not None:
             params["startTime"] = start_time.astimezone(dt.UTC).strftime("%Y%m%d-%H:%M:%S")
@@ -326,7 +334,7 @@ class IbkrClient:
 
     # --- orders ----------------------------------------------------------------------------------------------------
 
-    def post_orders(self, orders: list[dict]) -> Any:
+    def post_orders(self, orders: list[dict[str, Any]]) -> Any:
         account = self.require_account()
         return self.request(
             "POST", f"/iserver/account/{account}/orders", body={"orders": orders}, needs_accounts=True, order_post=True
@@ -335,28 +343,28 @@ class IbkrClient:
     def reply(self, reply_id: str, *, confirmed: bool) -> Any:
         return self.request("POST", f"/iserver/reply/{reply_id}", body={"confirmed": confirmed}, order_post=True)
 
-    def live_orders(self, *, force: bool = False) -> list[dict]:
+    def live_orders(self, *, force: bool = False) -> list[dict[str, Any]]:
         params = {"force": "true"} if force else None
         body = self.request("GET", "/iserver/account/orders", params=params, slow_key="orders", needs_accounts=True)
         return list((body or {}).get("orders") or []) if isinstance(body, dict) else list(body or [])
 
-    def order_status(self, order_id: str) -> dict:
+    def order_status(self, order_id: str) -> dict[str, Any]:
         return self.request("GET", f"/iserver/account/order/status/{order_id}", needs_accounts=True) or {}
 
-    def cancel_order(self, order_id: str) -> dict:
+    def cancel_order(self, order_id: str) -> dict[str, Any]:
         account = self.require_account()
         body = self.request("DELETE", f"/iserver/account/{account}/order/{order_id}", needs_accounts=True) or {}
         if _error_text(body):
             raise Rejected(_error_text(body))
         return body
 
-    def modify_order(self, order_id: str, order: dict) -> Any:
+    def modify_order(self, order_id: str, order: dict[str, Any]) -> Any:
         account = self.require_account()
         return self.request(
             "POST", f"/iserver/account/{account}/order/{order_id}", body=order, needs_accounts=True, order_post=True
         )
 
-    def trades(self, *, days: int = 1) -> list[dict]:
+    def trades(self, *, days: int = 1) -> list[dict[str, Any]]:
         params = {"days": max(1, min(int(days), 7))}
         return (
             self.request("GET", "/iserver/account/trades", params=params, slow_key="trades", needs_accounts=True) or []
@@ -364,7 +372,7 @@ class IbkrClient:
 
     # --- portfolio -------------------------------------------------------------------------------------------------
 
-    def portfolio_accounts(self) -> list[dict]:
+    def portfolio_accounts(self) -> list[dict[str, Any]]:
         body = self.request("GET", "/portfolio/accounts", slow_key="portfolio-accounts") or []
         self._portfolio_primed = True
         return body
@@ -373,10 +381,10 @@ class IbkrClient:
         if not self._portfolio_primed:
             self.portfolio_accounts()
 
-    def positions(self) -> list[dict]:
+    def positions(self) -> list[dict[str, Any]]:
         self._prime_portfolio()
         account = self.require_account()
-        rows: list[dict] = []
+        rows: list[dict[str, Any]] = []
         page = 0
         while True:
             batch = self.request("GET", f"/portfolio/{account}/positions/{page}") or []
@@ -385,11 +393,11 @@ class IbkrClient:
                 return rows
             page += 1
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         self._prime_portfolio()
         return self.request("GET", f"/portfolio/{self.require_account()}/summary") or {}
 
-    def ledger(self) -> dict:
+    def ledger(self) -> dict[str, Any]:
         self._prime_portfolio()
         return self.request("GET", f"/portfolio/{self.require_account()}/ledger") or {}
 
@@ -399,7 +407,7 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     return "NewConnectionError" in text or "Connection refused" in text
 
 
-def _session_state(body: dict) -> SessionState:
+def _session_state(body: dict[str, Any]) -> SessionState:
     server = (body.get("serverInfo") or {}).get("serverName", "")
     message = str(body.get("message") or body.get("fail") or "")
     if body.get("competing"):
@@ -425,7 +433,7 @@ class IbkrBroker(Broker):
         self.allowed_question_ids = set(allowed_question_ids or [])
 
     @classmethod
-    def for_connection(cls, connection) -> IbkrBroker:
+    def for_connection(cls, connection: BrokerConnection | None) -> IbkrBroker:
         if connection is None:
             if not settings.IBKR_GATEWAY_URL:
                 raise NotAuthenticated(
@@ -496,7 +504,7 @@ class IbkrBroker(Broker):
 
     def search(self, query: str) -> list[Contract]:
         key = f"ibkr:search:{self.client.gateway}:{query.strip().upper()}"
-        contracts = cache.get(key)
+        contracts: list[Contract] | None = cache.get(key)
         if contracts is None:
             contracts = [
                 Contract(
@@ -534,7 +542,7 @@ class IbkrBroker(Broker):
 
     def contract(self, conid: int) -> Contract:
         key = f"ibkr:contract:{self.client.gateway}:{int(conid)}"
-        contract = cache.get(key)
+        contract: Contract | None = cache.get(key)
         if contract is None:
             info = self.client.contract_info(conid)
             if _error_text(info):
@@ -551,12 +559,17 @@ class IbkrBroker(Broker):
         symbol_from_contract(contract)
         return contract
 
-    def conid_of(self, symbol) -> int:
+    def _us_conid(self, ticker: str) -> int:
+        conid = self.stock_conid(ticker).conid
+        assert conid is not None  # stock_conid builds its Contract from the listing's conid
+        return conid
+
+    def conid_of(self, symbol: Symbol) -> int:
         if symbol.conid:
             return int(symbol.conid)
-        return self.stock_conid(symbol.symbol).conid
+        return self._us_conid(symbol.symbol)
 
-    def last_price(self, symbol) -> Decimal:
+    def last_price(self, symbol: Symbol) -> Decimal:
         conid = self.conid_of(symbol)
         # The first snapshot of a conid only starts the stream (pre-flight); the values come on a later call.
         for attempt in range(4):
@@ -571,8 +584,8 @@ class IbkrBroker(Broker):
 
     # --- orders ----------------------------------------------------------------------------------------------------
 
-    def _order_json(self, order: OrderRequest, *, parent_coid: str = "") -> dict:
-        conid = order.conid if order.conid is not None else self.stock_conid(order.symbol).conid
+    def _order_json(self, order: OrderRequest, *, parent_coid: str = "") -> dict[str, Any]:
+        conid = order.conid if order.conid is not None else self._us_conid(order.symbol)
         body: dict[str, Any] = {
             "acctId": self.client.account_id,
             "conid": int(conid),  # a number: IBKR refuses the string /secdef/search hands out
@@ -650,7 +663,7 @@ class IbkrBroker(Broker):
             raise OutcomeUnknown(f"IBKR answered the order with an unexpected body: {str(reply)[:200]}")
         raise Rejected(f"IBKR kept asking questions ({MAX_QUESTION_ROUNDS} rounds); declined")
 
-    def _broker_order(self, row: dict) -> BrokerOrder:
+    def _broker_order(self, row: dict[str, Any]) -> BrokerOrder:
         total = _decimal(row.get("totalSize") if "totalSize" in row else row.get("total_size")) or Decimal(0)
         filled = _decimal(row.get("filledQuantity") if "filledQuantity" in row else row.get("cum_fill")) or Decimal(0)
         raw_status = str(row.get("status") or row.get("order_status") or "")
@@ -717,7 +730,7 @@ class IbkrBroker(Broker):
 # --- contracts cached in the Symbol table ----------------------------------------------------------------------------
 
 
-def symbol_from_contract(contract: Contract):
+def symbol_from_contract(contract: Contract) -> Symbol:
     """The Symbol row for an IBKR contract: found by conid, or an offline row of the same ticker and exchange that
     gets the conid, or a new row. Conids never change, so the row is the long-lived cache."""
     asset_type = contract.asset_type if contract.asset_type in AssetType.values else AssetType.STOCK
@@ -750,7 +763,7 @@ def symbol_from_contract(contract: Contract):
 ENVIRONMENT_SESSION_KEY = "ibkr:environment-gateway:authenticated"
 
 
-def session_keepalive(*, connection) -> SessionState:
+def session_keepalive(*, connection: BrokerConnection | None) -> SessionState:
     """Tickle the gateway, re-open the brokerage session when it is connected but not authenticated (never
     against a competing login), send the question suppression list after a login, and store the state.
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from market.models import Symbol
 
 # --- Errors --------------------------------------------------------------------------------------------------------
 
@@ -227,7 +231,7 @@ class Broker:
     def contract(self, conid: int) -> Contract:
         raise NotImplementedError
 
-    def last_price(self, symbol) -> Decimal:
+    def last_price(self, symbol: Symbol) -> Decimal:
         """The last traded price of a market.models.Symbol."""
         raise NotImplementedError
 

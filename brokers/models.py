@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from core.models import DecimalDigits
+from core.models import DecimalDigits, LiveManager, ReplayMarked
 from market.models import PRICE, BarSize, Symbol
 
 QUANTITY: DecimalDigits = {"max_digits": 18, "decimal_places": 6}
@@ -26,7 +26,7 @@ class BrokerKind(models.TextChoices):
     IBKR = "ibkr", "Interactive Brokers"
 
 
-class BrokerConnection(models.Model):
+class BrokerConnection(ReplayMarked):
     """Where a strategy's orders go. Never holds a password: IBKR logins happen in the gateway's own page."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="broker_connections")
@@ -51,6 +51,9 @@ class BrokerConnection(models.Model):
     competing = models.BooleanField(default=False)
     auth_message = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = LiveManager["BrokerConnection"]()
+    with_replays = models.Manager["BrokerConnection"]()
 
     class Meta:
         ordering = ["owner", "name"]

@@ -28,7 +28,7 @@ def broker_for(
     return SimulatedBroker(connection, clock=clock, bar_source=bar_source, bar_size=bar_size)
 
 
-def symbols_from_broker(connection, query: str) -> list[Symbol]:
+def symbols_from_broker(connection: BrokerConnection, query: str) -> list[Symbol]:
     """IBKR's contract search through the user's connection (one gateway call, cached by the broker). The broker
     keeps every contract it finds in the Symbol table, so the answer is those rows. Raises the broker's typed
     errors (NotAuthenticated, RateLimited, Rejected, Transient)."""

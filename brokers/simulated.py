@@ -20,6 +20,7 @@ import datetime as dt
 import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
+import pandas as pd
 from django.db import IntegrityError, transaction
 
 from brokers.hours import day_order_session, session_close, session_open
@@ -38,7 +39,7 @@ from brokers.interface import (
     SessionState,
     Transient,
 )
-from brokers.models import SimAccount, SimFill, SimOrder, SimOrderStatus, SimPosition
+from brokers.models import BrokerConnection, SimAccount, SimFill, SimOrder, SimOrderStatus, SimPosition
 from market import sources
 from market.clock import MarketClock, WallClock
 from market.models import Bar, BarSize, Symbol
@@ -57,7 +58,7 @@ class SimulatedBroker(Broker):
 
     def __init__(
         self,
-        connection,
+        connection: BrokerConnection,
         *,
         clock: MarketClock | None = None,
         bar_source: BarSource | None = None,
@@ -114,7 +115,7 @@ class SimulatedBroker(Broker):
             Decimal("0.0001"), rounding=ROUND_HALF_UP
         )
 
-    def _bars(self, order: SimOrder, after: dt.datetime, now: dt.datetime):
+    def _bars(self, order: SimOrder, after: dt.datetime, now: dt.datetime) -> list[tuple[dt.datetime, pd.Series]]:
         try:
             frame = self.bar_source.bars(order.symbol, order.bar_size, start=after, end=now)
         except BarSourceError:
@@ -146,6 +147,7 @@ class SimulatedBroker(Broker):
             if parent.status != SimOrderStatus.FILLED:
                 return
             awake_from = parent.fills.order_by("-executed_at").values_list("executed_at", flat=True).first()
+            assert awake_from is not None  # a FILLED order has its fill (_fill writes both in one transaction)
         else:
             awake_from = order.placed_at
         bars = self._bars(order, awake_from, now)
@@ -168,18 +170,20 @@ class SimulatedBroker(Broker):
                 self._close(order, SimOrderStatus.EXPIRED, now, "DAY order: the session closed without a fill")
 
     @staticmethod
-    def _fill_price(order: SimOrder, bar) -> Decimal | None:
+    def _fill_price(order: SimOrder, bar: pd.Series) -> Decimal | None:
         open_, high, low = _price(bar["open"]), _price(bar["high"]), _price(bar["low"])
         buy = order.side == "BUY"
         if order.order_type == "MKT":
             return open_
         if order.order_type == "LMT":
             limit = order.limit_price
+            assert limit is not None  # _validate: a limit order has its limit price
             if buy:
                 return open_ if open_ <= limit else (limit if low <= limit else None)
             return open_ if open_ >= limit else (limit if high >= limit else None)
         if order.order_type in ("STP", "STOP_LIMIT"):
             stop = order.stop_price
+            assert stop is not None  # _validate: a stop order has its stop price
             if buy:
                 triggered = open_ if open_ >= stop else (stop if high >= stop else None)
             else:
@@ -187,6 +191,7 @@ class SimulatedBroker(Broker):
             if triggered is None or order.order_type == "STP":
                 return triggered
             limit = order.limit_price
+            assert limit is not None
             if buy:
                 return min(triggered, limit) if low <= limit else None
             return max(triggered, limit) if high >= limit else None
@@ -290,7 +295,7 @@ class SimulatedBroker(Broker):
             raise Rejected(f"no contract {conid}")
         return _contract(symbol)
 
-    def last_price(self, symbol) -> Decimal:
+    def last_price(self, symbol: Symbol) -> Decimal:
         try:
             return self.bar_source.latest_price(symbol, at=self.clock.now())
         except BarSourceError as exc:

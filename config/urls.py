@@ -11,7 +11,9 @@ from portfolio.api import ManualOrderViewSet, PortfolioViewSet
 from signals_app.api import PromptTemplateViewSet, SignalViewSet
 from trading.api import AvailableIndicatorsView, ExecutionViewSet, IndicatorConfigViewSet, StrategyViewSet
 
+# No `.json` suffix routes: the API speaks JSON only, and a suffix on an action (search.json) was a 500.
 router = DefaultRouter()
+router.include_format_suffixes = False
 router.register("symbols", SymbolViewSet, basename="api-symbol")
 router.register("indicators/configurations", IndicatorConfigViewSet, basename="api-indicator-config")
 router.register("prompts", PromptTemplateViewSet, basename="api-prompt")

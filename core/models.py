@@ -1,7 +1,7 @@
 """What every layer may use: the user's display preferences and the database's stand-ins for Redis (a named lease
 for locks, a rate slot for throttles) when REDIS_URL is not set (core.coordination)."""
 
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 
 from django.conf import settings
 from django.db import models
@@ -41,3 +41,24 @@ class RateSlot(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+_M = TypeVar("_M", bound=models.Model)
+
+
+class LiveManager(models.Manager[_M]):
+    """The default manager of a model that replays write into: live rows only, so no page, API, beat task or
+    service that lists rows can see a replay's by forgetting a filter. Code handed a replay's own strategy or
+    account reads through the model's `with_replays` manager."""
+
+    def get_queryset(self) -> models.QuerySet[_M]:
+        return super().get_queryset().filter(is_replay=False)
+
+
+class ReplayMarked(models.Model):
+    """A row a replay may write: marked when it is written, from the replay's copy of the strategy or its account."""
+
+    is_replay = models.BooleanField(default=False, editable=False, help_text="written by a replay: never live")
+
+    class Meta:
+        abstract = True

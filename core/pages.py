@@ -7,8 +7,16 @@ from dataclasses import dataclass
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
+from django_htmx.middleware import HtmxDetails
 
 PAGE_SIZE = 50
+
+
+class HtmxHttpRequest(HttpRequest):
+    """For a view's annotation only: the request it gets is Django's own, with `htmx` set by django-htmx's
+    middleware."""
+
+    htmx: HtmxDetails
 
 
 def render_page(request: HttpRequest, template: str, context: dict, *, partial: str | None = None) -> HttpResponse:

@@ -2,6 +2,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from core.models import LiveManager, ReplayMarked
 from lineage.querysets import LineageQuerySet
 
 
@@ -11,7 +12,7 @@ class LineageStatus(models.TextChoices):
     SKIPPED = "skipped"
 
 
-class LineageRecord(models.Model):
+class LineageRecord(ReplayMarked):
     """One step of one execution: what went in, what came out, how long it took, and whether it worked."""
 
     # No index of its own: lineage_execution_step (execution, step_number) serves every lookup by execution.
@@ -28,7 +29,8 @@ class LineageRecord(models.Model):
     duration_ms = models.PositiveIntegerField(default=0)
     recorded_at = models.DateTimeField(default=timezone.now)
 
-    objects = LineageQuerySet.as_manager()
+    objects = LiveManager.from_queryset(LineageQuerySet)()
+    with_replays = LineageQuerySet.as_manager()
 
     class Meta:
         ordering = ["execution", "step_number"]

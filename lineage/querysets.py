@@ -11,9 +11,5 @@ class LineageQuerySet(models.QuerySet):
     def errors(self) -> "LineageQuerySet":
         return self.filter(status="error")
 
-    def live(self) -> "LineageQuerySet":
-        """Without the lineage of replay executions (kept, marked by their strategy, prunable)."""
-        return self.filter(execution__strategy__replay_of__isnull=True)
-
     def of_replays(self) -> "LineageQuerySet":
-        return self.filter(execution__strategy__replay_of__isnull=False)
+        return self.filter(is_replay=True)

@@ -62,6 +62,7 @@ def lineage_build(
         error = "unknown error"
     return LineageRecord(
         execution=execution,
+        is_replay=execution.is_replay,
         step_name=step_name,
         step_number=step_number,
         input_data=json_safe(input_data or {}),
@@ -119,7 +120,7 @@ def lineage_record_many(records: list[LineageRecord]) -> None:
 
 def lineage_recorded(*, execution, step_name: str) -> LineageRecord | None:
     """The step as already recorded for this execution, if it was: a resumed run reads it back instead of redoing it."""
-    return LineageRecord.objects.filter(execution=execution, step_name=step_name).first()
+    return LineageRecord.with_replays.filter(execution=execution, step_name=step_name).first()
 
 
 def lineage_as_dict(record: LineageRecord) -> dict:
@@ -142,7 +143,7 @@ def step_statistics(*, owner, step_name: str, strategy_id: int | None = None, da
     """Average duration, success rate and the most common errors of one step over the owner's recent live runs
     (a replay's thousands of steps would drown them)."""
     since = timezone.now() - dt.timedelta(days=days)
-    records = LineageRecord.objects.for_owner(owner).live().filter(step_name=step_name, recorded_at__gte=since)
+    records = LineageRecord.objects.for_owner(owner).filter(step_name=step_name, recorded_at__gte=since)
     if strategy_id is not None:
         records = records.filter(execution__strategy_id=strategy_id)
     totals = records.aggregate(

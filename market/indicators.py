@@ -172,7 +172,7 @@ REGISTRY: dict[str, Indicator] = {
 }
 
 
-def indicator_spec(indicator_type: str) -> Indicator:
+def indicator_spec(indicator_type: str | None) -> Indicator:
     """The registry entry; the name is matched case-insensitively. Unknown: a ValidationError listing the choices."""
     key = str(indicator_type or "").strip().upper()
     if key not in REGISTRY:
@@ -187,7 +187,7 @@ def describe_registry() -> dict[str, dict]:
     return {name: spec.describe() for name, spec in REGISTRY.items()}
 
 
-def validate_config(indicator_type: str, params: Mapping[str, Any] | None) -> dict[str, int | float]:
+def validate_config(indicator_type: str | None, params: Mapping[str, Any] | None) -> dict[str, int | float]:
     """The parameters with defaults filled in and values coerced to their types ("14" -> 14).
 
     Raises ValidationError with one message per problem: an unknown indicator, an unknown parameter, a value of the

@@ -80,7 +80,7 @@ class OrderDetailSerializer(OrderSerializer):
 
 
 class ManualOrderSerializer(serializers.Serializer[Order]):  # the input of an Order (the order service makes it)
-    broker_connection = OwnedPrimaryKeyField(queryset=BrokerConnection.objects.filter(replay_of__isnull=True))
+    broker_connection = OwnedPrimaryKeyField(queryset=BrokerConnection.objects.all())
     symbol = serializers.PrimaryKeyRelatedField(queryset=Symbol.objects.all())
     side = serializers.ChoiceField(choices=OrderSide.choices)
     quantity = serializers.DecimalField(max_digits=18, decimal_places=6, min_value=Decimal("0.000001"))
@@ -126,7 +126,7 @@ class OrderViewSet(viewsets.ReadOnlyModelViewSet[Order]):
 
     def get_queryset(self) -> OrderQuerySet:
         user = cast(User, self.request.user)  # IsAuthenticated (the API's default permission): a User
-        orders = Order.objects.for_owner(user).live().select_related("symbol").order_by("-created_at")
+        orders = Order.objects.for_owner(user).select_related("symbol").order_by("-created_at")
         if self.action == "retrieve":
             orders = orders.prefetch_related("status_changes", "trades")
         if self.action == "list":

@@ -32,7 +32,7 @@ class ManualOrderForm(forms.Form):
     def __init__(self, *args: Any, owner: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         connection = cast("forms.ModelChoiceField[BrokerConnection]", self.fields["broker_connection"])
-        connection.queryset = BrokerConnection.objects.filter(owner=owner, replay_of__isnull=True)
+        connection.queryset = BrokerConnection.objects.filter(owner=owner)
         connection.empty_label = None
 
     def clean_client_order_id(self) -> str:

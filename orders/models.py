@@ -7,7 +7,7 @@ from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core.models import DecimalDigits
+from core.models import DecimalDigits, LiveManager, ReplayMarked
 from market.models import PRICE, Symbol
 from orders.querysets import OrderQuerySet
 from orders.statuses import OPEN_STATUSES, ORDER_TRANSITIONS, TERMINAL_STATUSES, OrderStatus
@@ -51,7 +51,7 @@ class OrderSource(models.TextChoices):
     STOP_WATCH = "stop_watch", "stop/target watch"
 
 
-class Order(models.Model):
+class Order(ReplayMarked):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders")
     strategy = models.ForeignKey(
         "trading.Strategy", on_delete=models.SET_NULL, null=True, blank=True, related_name="orders"
@@ -88,7 +88,8 @@ class Order(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
-    objects = OrderQuerySet.as_manager()
+    objects = LiveManager.from_queryset(OrderQuerySet)()
+    with_replays = OrderQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -151,22 +152,30 @@ class Order(models.Model):
         if status in TERMINAL_STATUSES:
             changes["closed_at"] = at
         with transaction.atomic():
-            updated = Order.objects.filter(pk=self.pk, status=self.status).update(**changes)
+            updated = Order.with_replays.filter(pk=self.pk, status=self.status).update(**changes)
             if updated != 1:
                 raise InvalidTransition(f"order {self.client_order_id} changed under us (was {self.status})")
             OrderStatusChange.objects.create(
-                order=self, from_status=self.status, to_status=status, reason=reason, changed_at=at
+                order=self,
+                is_replay=self.is_replay,
+                from_status=self.status,
+                to_status=status,
+                reason=reason,
+                changed_at=at,
             )
         for name, value in changes.items():
             setattr(self, name, value)
 
 
-class OrderStatusChange(models.Model):
+class OrderStatusChange(ReplayMarked):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="status_changes")
     from_status = models.CharField(max_length=16, choices=OrderStatus.choices)
     to_status = models.CharField(max_length=16, choices=OrderStatus.choices)
     reason = models.TextField(blank=True)
     changed_at = models.DateTimeField(default=timezone.now)
+
+    objects = LiveManager["OrderStatusChange"]()
+    with_replays = models.Manager["OrderStatusChange"]()
 
     class Meta:
         ordering = ["order", "changed_at", "id"]
@@ -181,7 +190,7 @@ class OrderStatusChange(models.Model):
         return f"{self.order.client_order_id}: {self.from_status} -> {self.to_status}"
 
 
-class Trade(models.Model):
+class Trade(ReplayMarked):
     """One fill (execution) of an order."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="trades")
@@ -191,6 +200,9 @@ class Trade(models.Model):
     executed_at = models.DateTimeField()
     realized_pnl = models.DecimalField(max_digits=18, decimal_places=4, null=True, blank=True)
     broker_execution_id = models.CharField(max_length=64, unique=True)
+
+    objects = LiveManager["Trade"]()
+    with_replays = models.Manager["Trade"]()
 
     class Meta:
         ordering = ["-executed_at"]

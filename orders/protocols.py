@@ -26,6 +26,9 @@ class StrategyLike(Protocol):
     @property
     def kill_switch(self) -> bool: ...
 
+    @property
+    def is_replay(self) -> bool: ...
+
 
 class PositionLike(Protocol):
     """A portfolio.Position, as far as an exit of it goes."""

@@ -41,7 +41,3 @@ class OrderQuerySet(models.QuerySet["Order"]):
 
     def parents(self) -> OrderQuerySet:
         return self.filter(parent__isnull=True)
-
-    def live(self) -> OrderQuerySet:
-        """Without the orders of replays (placed by a replay's copy of a strategy on its own simulated account)."""
-        return self.filter(broker_connection__replay_of__isnull=True).exclude(strategy__replay_of__isnull=False)

@@ -229,7 +229,7 @@ def order_place(
     if strategy is not None and strategy.owner_id != owner.pk:
         raise OrderInputError("that strategy belongs to someone else")
     client_order_id = client_order_id or order_client_id(strategy=strategy, signal=signal, leg=leg)
-    existing = Order.objects.by_client_order_id(client_order_id).first()
+    existing = Order.with_replays.by_client_order_id(client_order_id).first()
     if existing is not None:
         return _same_intent(existing, owner=owner, broker=broker, clock=clock)
 
@@ -283,7 +283,7 @@ def order_place(
             )
     except IntegrityError:
         # the same intent recorded by a concurrent caller a moment ago
-        return _same_intent(Order.objects.get(client_order_id=client_order_id), owner=owner, broker=broker)
+        return _same_intent(Order.with_replays.get(client_order_id=client_order_id), owner=owner, broker=broker)
     if refusal:
         _reject_group(order, refusal)
         return order
@@ -295,9 +295,9 @@ def position_exit_refusal(*, position: PositionLike, quantity: Decimal) -> str:
     the shares still held, less what earlier exits of the position that are still working may sell, bound a new
     exit (a bracket's own stop and target are left out: an exit cancels them first)."""
     # the Position model is portfolio's, a layer above: orders knows it only by its PositionLike shape
-    positions = type(position).objects  # type: ignore[attr-defined]
+    positions = type(position).with_replays  # type: ignore[attr-defined]
     held: Decimal = positions.filter(pk=position.pk).values_list("quantity", flat=True).first() or Decimal(0)
-    working = Order.objects.filter(position_id=position.pk, side=OrderSide.SELL, parent__isnull=True).exclude(
+    working = Order.with_replays.filter(position_id=position.pk, side=OrderSide.SELL, parent__isnull=True).exclude(
         status__in=TERMINAL_STATUSES
     )
     in_flight = sum((order.quantity - order.filled_quantity for order in working), Decimal(0))
@@ -347,6 +347,8 @@ def _record(
         "symbol": symbol,
         "conid": symbol.conid,
         "quantity": quantity,
+        # A replay's copy of a strategy trades on the replay's own account: either marks the order as the replay's.
+        "is_replay": bool(broker_connection and broker_connection.is_replay) or bool(strategy and strategy.is_replay),
     }
     with transaction.atomic():
         # ignore: the plugin wants portfolio's Position for `position`, a layer above, known here as a PositionLike
@@ -414,7 +416,7 @@ def _payload(request: OrderRequest) -> dict[str, Any]:
 
 
 def _children(order: Order) -> tuple[Order | None, Order | None]:
-    kids = {child.leg: child for child in order.children.all()}
+    kids = {child.leg: child for child in Order.with_replays.filter(parent=order)}
     return kids.get(OrderLeg.STOP), kids.get(OrderLeg.TARGET)
 
 
@@ -432,7 +434,7 @@ def _send(order: Order, broker: Broker) -> Order:
 
     entry = _request(order)
     bracket = BracketRequest(entry=entry, stop=_request(stop), target=_request(target)) if stop and target else None
-    Order.objects.filter(pk=order.pk).update(
+    Order.with_replays.filter(pk=order.pk).update(
         payload={"entry": _payload(entry)}
         | ({"stop": _payload(bracket.stop), "target": _payload(bracket.target)} if bracket else {})
     )
@@ -484,7 +486,7 @@ def _withdraw_if_held(order: Order, broker: Broker) -> None:
         held = broker.find_order(order.client_order_id)
         if held and held.status in ("SUBMITTED", "PARTIALLY_FILLED"):
             broker.cancel(held.broker_order_id)
-            Order.objects.filter(pk=order.pk).update(
+            Order.with_replays.filter(pk=order.pk).update(
                 status_reason=f"{order.status_reason}; the broker held it as {held.broker_order_id}: cancelled"
             )
     except BrokerError as exc:
@@ -532,7 +534,7 @@ def _apply(order: Order, reported: BrokerOrder, *, reason: str = "") -> None:
     target = reported.status
     if target == order.status and target != S.PARTIALLY_FILLED:
         if fields:
-            Order.objects.filter(pk=order.pk).update(**fields, updated_at=timezone.now())
+            Order.with_replays.filter(pk=order.pk).update(**fields, updated_at=timezone.now())
             order.refresh_from_db()
         return
     if target == S.PARTIALLY_FILLED and order.status == S.PARTIALLY_FILLED and "filled_quantity" not in fields:
@@ -576,7 +578,11 @@ def order_reconcile(*, order: Order, broker: Broker | None = None, clock: Market
     if order.broker_order_id and order.is_open:
         reported = broker.order_status(order.broker_order_id)
         _apply(order, reported)
-        for child in order.children.exclude(broker_order_id="").filter(status__in=["SUBMITTED", "PARTIALLY_FILLED"]):
+        for child in (
+            Order.with_replays.filter(parent=order)
+            .exclude(broker_order_id="")
+            .filter(status__in=["SUBMITTED", "PARTIALLY_FILLED"])
+        ):
             _apply(child, broker.order_status(child.broker_order_id))
     order.refresh_from_db()
     return order
@@ -674,7 +680,7 @@ def orders_sync(
     """Poll the broker for every order of this connection that is not settled: reconcile the unknown ones, move
     statuses, and record executions as Trade rows (one per broker execution id). Returns the Trade rows created now
     (oldest first), which is what the portfolio books into positions and P&L."""
-    ours = Order.objects.for_connection(broker_connection)
+    ours = Order.with_replays.for_connection(broker_connection)
     if not (ours.unsettled().exists() or ours.working().exists()):
         return []
     broker = broker or broker_for(broker_connection, clock=clock)
@@ -701,7 +707,7 @@ def orders_sync(
 
 def _record_executions(executions: list[Execution], ours: OrderQuerySet) -> list[Trade]:
     known = set(
-        Trade.objects.filter(broker_execution_id__in=[e.execution_id for e in executions]).values_list(
+        Trade.with_replays.filter(broker_execution_id__in=[e.execution_id for e in executions]).values_list(
             "broker_execution_id", flat=True
         )
     )
@@ -728,6 +734,7 @@ def _record_executions(executions: list[Execution], ours: OrderQuerySet) -> list
             with transaction.atomic():
                 trade = Trade.objects.create(
                     order=order,
+                    is_replay=order.is_replay,
                     quantity=execution.quantity,
                     price=execution.price,
                     commission=execution.commission,

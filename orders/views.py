@@ -29,9 +29,9 @@ def get_order_for_user(user: User, order_id: int) -> Order:
 
 
 def filtered_orders(user: User, params: QueryDict) -> tuple[OrderFilterForm, OrderQuerySet]:
-    strategies = user.strategies.live().only("id", "name", "owner").order_by("name")
+    strategies = user.strategies.only("id", "name", "owner").order_by("name")
     form = OrderFilterForm(params or None, strategies=strategies)
-    orders = Order.objects.for_owner(user).live().select_related("symbol", "strategy").order_by("-created_at")
+    orders = Order.objects.for_owner(user).select_related("symbol", "strategy").order_by("-created_at")
     if form.is_valid():
         status = form.cleaned_data.get("status")
         if status == "open":

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from core.models import DecimalDigits
+from core.models import DecimalDigits, LiveManager, ReplayMarked
 from market.models import PRICE, Symbol
 from orders.models import QUANTITY
 from portfolio.querysets import PositionQuerySet
@@ -10,7 +10,7 @@ from portfolio.querysets import PositionQuerySet
 MONEY: DecimalDigits = {"max_digits": 18, "decimal_places": 2}
 
 
-class Position(models.Model):
+class Position(ReplayMarked):
     """A long position. Quantity never goes below zero: the product does not short."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="positions")
@@ -26,7 +26,8 @@ class Position(models.Model):
     opened_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
 
-    objects = PositionQuerySet.as_manager()
+    objects = LiveManager.from_queryset(PositionQuerySet)()
+    with_replays = PositionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-opened_at"]

@@ -4,7 +4,6 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import User
 from django.db import models
-from django.db.models import Q
 
 from orders.protocols import StrategyLike
 
@@ -18,10 +17,6 @@ class PositionQuerySet(models.QuerySet["Position"]):
 
     def open(self) -> PositionQuerySet:
         return self.filter(closed_at__isnull=True, quantity__gt=0)
-
-    def live(self) -> PositionQuerySet:
-        """Without positions held by replays (their strategy is a replay's copy)."""
-        return self.filter(Q(strategy__isnull=True) | Q(strategy__replay_of__isnull=True))
 
     def for_strategy(self, strategy: StrategyLike) -> PositionQuerySet:
         # ignore: the plugin wants trading's Strategy, a layer above, known here as a StrategyLike

@@ -69,11 +69,11 @@ def fill_apply(*, trade: Trade) -> FillResult:
     """Apply one fill to its position: open, grow, reduce or close it, realise P&L, and settle the outcome and R
     multiple of the signals behind it. Applying the same trade again changes nothing."""
     with transaction.atomic():
-        trade = Trade.objects.select_for_update().select_related("order").get(pk=trade.pk)
+        trade = Trade.with_replays.select_for_update().select_related("order").get(pk=trade.pk)
         if trade.realized_pnl is not None:
             return FillResult(trade=trade, position=None, realized_pnl=trade.realized_pnl, applied=False)
         order = trade.order
-        open_positions = Position.objects.select_for_update().filter(closed_at__isnull=True)
+        open_positions = Position.with_replays.select_for_update().filter(closed_at__isnull=True)
         # An order bound to a position changes that one (a manual SELL closing a strategy's position, say)
         position = (open_positions.filter(pk=order.position_id).first() if order.position_id else None) or (
             # ignore: strategy_id None means IS NULL, which the plugin's lookup type for an `_id` leaves out
@@ -85,7 +85,7 @@ def fill_apply(*, trade: Trade) -> FillResult:
             result = _apply_buy(trade, order, position)
         else:
             result = _apply_sell(trade, order, position)
-        Trade.objects.filter(pk=trade.pk).update(realized_pnl=result.realized_pnl)
+        Trade.with_replays.filter(pk=trade.pk).update(realized_pnl=result.realized_pnl)
         trade.realized_pnl = result.realized_pnl
     if result.position is not None:
         _signals_settle(result.position)
@@ -98,6 +98,7 @@ def _apply_buy(trade: Trade, order: Order, position: Position | None) -> FillRes
             owner_id=order.owner_id,
             strategy_id=order.strategy_id,
             symbol_id=order.symbol_id,
+            is_replay=order.is_replay,
             quantity=ZERO,
             average_cost=ZERO,
             opened_at=trade.executed_at,
@@ -111,8 +112,8 @@ def _apply_buy(trade: Trade, order: Order, position: Position | None) -> FillRes
         position.take_profit = signal.take_profit or position.take_profit
     position.save()
     if order.position_id is None:
-        Order.objects.filter(pk=order.pk).update(position=position)
-        Order.objects.filter(parent=order).update(position=position)
+        Order.with_replays.filter(pk=order.pk).update(position=position)
+        Order.with_replays.filter(parent=order).update(position=position)
     return FillResult(trade=trade, position=position, realized_pnl=ZERO)
 
 
@@ -133,7 +134,7 @@ def _apply_sell(trade: Trade, order: Order, position: Position | None) -> FillRe
         position.closed_at = max(trade.executed_at, position.opened_at)
     position.save()
     if order.position_id is None:
-        Order.objects.filter(pk=order.pk).update(position=position)
+        Order.with_replays.filter(pk=order.pk).update(position=position)
     return FillResult(trade=trade, position=position, realized_pnl=realized, closed=closed)
 
 
@@ -141,11 +142,11 @@ def _signals_settle(position: Position) -> None:
     """The outcome and R multiple of the signals whose entries built this position (signals_app works them out from
     the fills: entries, and exits that carry the position)."""
     signal_ids = (
-        Order.objects.filter(position=position, side=OrderSide.BUY, signal__isnull=False)
+        Order.with_replays.filter(position=position, side=OrderSide.BUY, signal__isnull=False)
         .values_list("signal_id", flat=True)
         .distinct()
     )
-    signals = list(TradingSignal.objects.filter(pk__in=list(signal_ids)))
+    signals = list(TradingSignal.with_replays.filter(pk__in=list(signal_ids)))
     if signals:
         signal_outcomes_settle(signals=signals)
 
@@ -157,7 +158,7 @@ def position_exit_working(*, position: Position, bracket_legs: bool = False) -> 
     """The position's earliest exit that is still working (sent or about to be), if any. A bracket's own stop and
     target are left out (an exit cancels them first) unless `bracket_legs`: the stop/target watch leaves a position
     whose bracket is working to the broker."""
-    exits = Order.objects.filter(position=position, side=OrderSide.SELL).exclude(status__in=TERMINAL_STATUSES)
+    exits = Order.with_replays.filter(position=position, side=OrderSide.SELL).exclude(status__in=TERMINAL_STATUSES)
     if not bracket_legs:
         exits = exits.parents()
     return exits.order_by("created_at", "pk").first()
@@ -178,7 +179,7 @@ def position_exit_place(
     connection's."""
     strategy = position.strategy
     connection = strategy.broker_connection if strategy is not None else None
-    for child in Order.objects.filter(parent__position=position, side=OrderSide.SELL).open():
+    for child in Order.with_replays.filter(parent__position=position, side=OrderSide.SELL).open():
         try:
             order_cancel(order=child, broker=broker, clock=clock)
         except Exception as exc:  # the exit still goes out; reconciliation reports a double sale
@@ -238,7 +239,6 @@ def position_to_sell(
     positions = list(
         Position.objects.for_owner(owner)
         .open()
-        .live()
         .filter(symbol=symbol)
         .filter(Q(strategy__isnull=True) | Q(strategy__broker_connection=broker_connection))
         .order_by("opened_at", "pk")
@@ -312,15 +312,13 @@ def position_price(position: Position) -> tuple[Decimal | None, dt.datetime]:
 def cash_ledger(*, owner: User) -> Decimal:
     """Cash by our own books: the simulated accounts' starting cash plus sales, less purchases and commissions."""
     start = (
-        BrokerConnection.objects.filter(owner=owner, kind="simulated", replay_of__isnull=True).aggregate(
-            total=Sum("starting_cash")
-        )["total"]
+        BrokerConnection.objects.filter(owner=owner, kind="simulated").aggregate(total=Sum("starting_cash"))["total"]
         or ZERO
     )
     flows = ZERO
-    for side, quantity, price, commission in Trade.objects.filter(
-        order__in=Order.objects.for_owner(owner).live()
-    ).values_list("order__side", "quantity", "price", "commission"):
+    for side, quantity, price, commission in Trade.objects.filter(order__in=Order.objects.for_owner(owner)).values_list(
+        "order__side", "quantity", "price", "commission"
+    ):
         amount = quantity * price
         flows += (amount if side == OrderSide.SELL else -amount) - commission
     return (start + flows).quantize(MONEY_Q)
@@ -331,7 +329,7 @@ def portfolio_valuation(*, owner: User, cash: Decimal | None = None) -> Valuatio
     unrealised P&L."""
     values: list[PositionValue] = []
     at = timezone.now()
-    for position in Position.objects.for_owner(owner).open().live().select_related("symbol", "strategy"):
+    for position in Position.objects.for_owner(owner).open().select_related("symbol", "strategy"):
         price, at = position_price(position)
         market_value = (position.quantity * price) if price is not None else position.quantity * position.average_cost
         unrealized = (market_value - position.quantity * position.average_cost) if price is not None else ZERO
@@ -349,7 +347,7 @@ def portfolio_valuation(*, owner: User, cash: Decimal | None = None) -> Valuatio
         )
     cash = cash_ledger(owner=owner) if cash is None else cash
     positions_value = sum((v.market_value for v in values), ZERO)
-    live_orders = Order.objects.for_owner(owner).live()
+    live_orders = Order.objects.for_owner(owner)
     realized = Trade.objects.filter(order__in=live_orders).aggregate(total=Sum("realized_pnl"))["total"] or ZERO
     return Valuation(
         at=at,
@@ -396,7 +394,7 @@ def portfolio_statistics(*, owner: User, strategy: StrategyLike | None = None) -
     """Over closing fills (sells): count, win rate, average and extreme wins and losses, total realised P&L, and the
     largest fall of cumulative realised P&L from a peak."""
     sells = Trade.objects.filter(
-        order__in=Order.objects.for_owner(owner).live(), order__side=OrderSide.SELL, realized_pnl__isnull=False
+        order__in=Order.objects.for_owner(owner), order__side=OrderSide.SELL, realized_pnl__isnull=False
     )
     if strategy is not None:
         # ignore: the plugin wants trading's Strategy, a layer above, known here as a StrategyLike
@@ -459,7 +457,7 @@ def positions_reconcile(
 def connection_clock(broker_connection: BrokerConnection) -> MarketClock:
     """The clock a connection's orders are judged by: its playback strategy's when its open orders all belong to one
     (the simulated broker fills by that strategy's cursor), else real time."""
-    open_orders = Order.objects.for_connection(broker_connection).open()
+    open_orders = Order.with_replays.for_connection(broker_connection).open()
     strategy_ids = set(open_orders.values_list("strategy_id", flat=True))
     if len(strategy_ids) == 1 and None not in strategy_ids:
         first = open_orders.select_related("strategy").first()
@@ -483,15 +481,15 @@ def connection_track(
     of each order newly rejected (the trading layer passes its notifications)."""
     clock = clock or connection_clock(broker_connection)
     rejected_before = set(
-        Order.objects.for_connection(broker_connection).filter(status="REJECTED").values_list("pk", flat=True)
+        Order.with_replays.for_connection(broker_connection).filter(status="REJECTED").values_list("pk", flat=True)
     )
     broker = broker_for(broker_connection, clock=clock)
     orders_sync(broker_connection=broker_connection, broker=broker, clock=clock)
     results = []
     # Every fill of this account not booked yet, including any a crash left behind after orders_sync recorded it.
-    for trade in Trade.objects.filter(order__broker_connection=broker_connection, realized_pnl__isnull=True).order_by(
-        "executed_at", "pk"
-    ):
+    for trade in Trade.with_replays.filter(
+        order__broker_connection=broker_connection, realized_pnl__isnull=True
+    ).order_by("executed_at", "pk"):
         result = fill_apply(trade=trade)
         if result.applied:
             results.append(result)
@@ -499,7 +497,7 @@ def connection_track(
                 on_fill(trade=result.trade)
     _day_orders_expire(broker_connection=broker_connection, broker=broker, clock=clock)
     if on_rejection is not None:
-        newly_rejected = Order.objects.for_connection(broker_connection).filter(status="REJECTED")
+        newly_rejected = Order.with_replays.for_connection(broker_connection).filter(status="REJECTED")
         for order in newly_rejected.exclude(pk__in=rejected_before):
             on_rejection(order=order)
     return results
@@ -509,7 +507,7 @@ def _day_orders_expire(*, broker_connection: BrokerConnection, broker: Broker, c
     """A DAY order still open after its session's close is asked about again; if the broker still calls it working,
     it is cancelled, so no order outlives the day it was meant for."""
     now = clock.now()
-    for order in Order.objects.for_connection(broker_connection).open().filter(time_in_force=TimeInForce.DAY):
+    for order in Order.with_replays.for_connection(broker_connection).open().filter(time_in_force=TimeInForce.DAY):
         placed = order.submitted_at or order.created_at
         if session_close(day_order_session(placed, order.symbol.time_zone), order.symbol.time_zone) > now:
             continue
@@ -528,11 +526,7 @@ def stops_watch(*, allowance: Decimal | None = None) -> list[Order]:
     """Exit open positions that have a stop or target but no bracket working for them, once the last price (by the
     strategy's clock) reaches one (position_watch). A replay's positions are watched by the replay, on its clock."""
     placed = []
-    positions = (
-        Position.objects.watched()
-        .live()  # a replay's positions live on the replay's clock, not this one
-        .select_related("strategy__broker_connection", "symbol", "owner")
-    )
+    positions = Position.objects.watched().select_related("strategy__broker_connection", "symbol", "owner")
     for position in positions:
         if position_exit_working(position=position, bracket_legs=True):  # before asking for a price: the usual case
             continue
@@ -563,7 +557,7 @@ def position_watch(
     if not (hit_stop or hit_target) or position_exit_working(position=position, bracket_legs=True):
         return None
     client_order_id = f"w{position.pk}-{clock.trading_day(position.symbol.time_zone):%Y%m%d}"
-    if Order.objects.by_client_order_id(client_order_id).exists():  # today's exit was tried (and refused)
+    if Order.with_replays.by_client_order_id(client_order_id).exists():  # today's exit was tried (and refused)
         return None
     allowance = Decimal(str(settings.STOP_WATCH_ALLOWANCE)) if allowance is None else allowance
     order = position_exit_place(
@@ -598,30 +592,30 @@ def signal_outcomes_settle(*, signals: Iterable[TradingSignal] | None = None) ->
     exit fills are SELL trades of orders placed under those entries (bracket legs) or closing the position the entry
     opened. Fully exited: WIN, LOSS or SCRATCH with the R multiple (exit - entry) / (entry - stop), from average fill
     prices. Entered but not fully exited: OPEN. Returns how many signals changed."""
-    pending = TradingSignal.objects.filter(
-        action=SignalAction.BUY, outcome__in=[SignalOutcome.NONE, SignalOutcome.OPEN]
+    # All live signals, or the ones handed in (a replay's among them).
+    rows = (
+        TradingSignal.objects if signals is None else TradingSignal.with_replays.filter(pk__in=[s.pk for s in signals])
     )
-    if signals is not None:
-        pending = pending.filter(pk__in=[s.pk for s in signals])
+    pending = rows.filter(action=SignalAction.BUY, outcome__in=[SignalOutcome.NONE, SignalOutcome.OPEN])
     changed = 0
     for signal in pending:
         outcome, r_multiple = _outcome_from_fills(signal)
         if outcome == signal.outcome:
             continue
         # Conditional on the outcome we read: two settlers racing cannot both write.
-        changed += TradingSignal.objects.filter(pk=signal.pk, outcome=signal.outcome).update(
+        changed += TradingSignal.with_replays.filter(pk=signal.pk, outcome=signal.outcome).update(
             outcome=outcome, r_multiple=r_multiple
         )
     return changed
 
 
 def _outcome_from_fills(signal: TradingSignal) -> tuple[str, Decimal | None]:
-    entries = Order.objects.filter(signal=signal, side=OrderSide.BUY)
-    entry_qty, entry_price = _average_fill(Trade.objects.filter(order__in=entries))
+    entries = Order.with_replays.filter(signal=signal, side=OrderSide.BUY)
+    entry_qty, entry_price = _average_fill(Trade.with_replays.filter(order__in=entries))
     if not entry_qty:
         return signal.outcome, signal.r_multiple
     positions = [pk for pk in entries.values_list("position_id", flat=True) if pk]
-    exits = Trade.objects.filter(order__side=OrderSide.SELL).filter(
+    exits = Trade.with_replays.filter(order__side=OrderSide.SELL).filter(
         Q(order__parent__in=entries) | Q(order__position_id__in=positions)
     )
     exit_qty, exit_price = _average_fill(exits)

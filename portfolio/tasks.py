@@ -29,7 +29,7 @@ def portfolio_snapshots() -> int:
     """Snapshots of every portfolio, then each account's positions compared with the broker's (drift flagged)."""
     taken = snapshots_take()
     # A replay's account is compared by nobody: its broker works on the replay's clock, not this one.
-    for connection in BrokerConnection.objects.filter(replay_of__isnull=True):
+    for connection in BrokerConnection.objects.all():
         try:
             connection_reconcile(broker_connection=connection)
         except BrokerError as exc:

@@ -21,6 +21,4 @@ class ReplayForm(forms.Form):
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
-        model_choice_field(self, "strategy").queryset = (
-            Strategy.objects.for_owner(owner).live().select_related("symbol")
-        )
+        model_choice_field(self, "strategy").queryset = Strategy.objects.for_owner(owner).select_related("symbol")

@@ -1,7 +1,8 @@
 """A replay: one strategy judged on stored history through the live executor, with a clock that never runs ahead.
 
-The executions, signals, orders and positions a replay makes carry its id in a nullable `replay` column on their
-own tables, so live querysets (`.live()`) leave them out and deleting a replay removes them whole.
+A replay runs a copy of the strategy on a simulated account of its own. Both, and every execution, lineage record,
+signal, order, trade and position a replay writes, are marked `is_replay` (core.models.ReplayMarked): their models'
+default managers leave them out, so no live read can show them, and deleting a replay removes them whole.
 """
 
 from __future__ import annotations

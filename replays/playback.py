@@ -67,7 +67,9 @@ class ReplayBarSource(BarSource):
         if bar_size == self.clock.bar_size:
             frame = self.visible(end)
         elif bar_size == BarSize.W1 and self.clock.bar_size == BarSize.D1:
-            frame = resample_weekly(self.visible(end), as_of=trading_day(self.clock.cursor, "UTC"))
+            daily = self.visible(end)
+            assert self.clock.cursor is not None  # visible() raised if the clock had not started
+            frame = resample_weekly(daily, as_of=trading_day(self.clock.cursor, "UTC"))
         else:
             served = f"{self.clock.bar_size} bars (and weekly from daily)"
             raise BarSourceError(f"this replay serves {served}, not {bar_size}")

@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 PERIODS_PER_YEAR = {
     "1min": 252 * 390,
@@ -150,7 +151,7 @@ def win_rate(trips: Sequence[RoundTrip]) -> float | None:
     closed = [t for t in trips if t.is_closed]
     if not closed:
         return None
-    return sum(1 for t in closed if t.pnl > 0) / len(closed)
+    return sum(1 for t in closed if t.pnl is not None and t.pnl > 0) / len(closed)
 
 
 def average_r(trips: Sequence[RoundTrip]) -> float | None:
@@ -177,7 +178,7 @@ def calibration(
 ) -> list[dict]:
     """Hit rate by confidence bucket. A BUY hits when the close `horizon` steps later is higher, a SELL when it
     is lower; signals without `horizon` later steps are left out."""
-    buckets = [
+    buckets: list[dict[str, Any]] = [
         {"low": low, "high": high, "label": f"{low:.0%}–{high:.0%}", "signals": 0, "hits": 0, "_conf": 0.0}
         for low, high in zip(CONFIDENCE_EDGES, CONFIDENCE_EDGES[1:], strict=False)
     ]

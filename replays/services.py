@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -34,6 +34,7 @@ from portfolio.models import Position
 from portfolio.services import fill_apply, position_watch
 from replays import report
 from replays.charts import MIN_STEPS, ChartPrefetcher
+from replays.environment import ReplayEnvironment
 from replays.models import STALE_AFTER, LLMCacheMode, Replay, ReplayStatus, ReplayStep
 from replays.playback import ReplayBarSource, ReplayClock, ReplayIndicators, load_history
 from signals_app.llm import analyst_unavailable
@@ -41,7 +42,7 @@ from signals_app.models import Analyst, LLMCall, PromptType, PromptVersion, Trad
 from signals_app.prompts import resolve_prompt_version
 from trading import executor
 from trading.analysis import open_position
-from trading.executor import RunContext, _warmup
+from trading.executor import warmup
 from trading.models import ExecutionStatus, Strategy, StrategyIndicator
 from trading.services import REPLAY_TRIGGER, execution_start
 
@@ -82,7 +83,7 @@ def _prompt_version(strategy: Strategy, number: int | None) -> PromptVersion:
     current = resolve_prompt_version(strategy, PromptType.ANALYSIS)
     if number is None:
         return current
-    template = strategy.prompt_template if strategy.prompt_template_id else current.template
+    template = strategy.prompt_template or current.template
     version = template.versions.filter(number=number).first()
     if version is None:
         numbers = ", ".join(str(n) for n in template.versions.order_by("number").values_list("number", flat=True))
@@ -152,7 +153,7 @@ def replay_create(
         anonymise=anonymise,
         render_charts=render_charts,
         starting_cash=(
-            strategy.broker_connection.starting_cash if strategy.broker_connection_id else Decimal("100000.00")
+            strategy.broker_connection.starting_cash if strategy.broker_connection is not None else Decimal("100000.00")
         ),
         settings_snapshot=_snapshot(strategy),
         steps_total=steps,
@@ -192,11 +193,14 @@ def _shadow_create(replay: Replay) -> Strategy:
     """The strategy as the replay runs it: the same settings, the judged analyst/model/prompt, no schedule, no kill
     switch (a live-trading control, not part of the strategy's logic), and a simulated account of its own."""
     source = replay.strategy
+    if source is None:  # SET_NULL: the strategy was deleted before the replay first ran
+        raise RuntimeError(f"replay {replay.pk}: its strategy was deleted before the replay started")
     connection = BrokerConnection.objects.create(
         owner=replay.owner,
         name=f"replay {replay.pk}",
         kind=BrokerKind.SIMULATED,
         starting_cash=replay.starting_cash,
+        is_replay=True,
     )
     fields = {f.name: getattr(source, f.name) for f in Strategy._meta.concrete_fields if f.name not in _NOT_COPIED}
     fields.update(
@@ -207,6 +211,7 @@ def _shadow_create(replay: Replay) -> Strategy:
         pinned_prompt_version=replay.prompt_version or source.pinned_prompt_version,
         kill_switch=False,
         is_active=True,
+        is_replay=True,
     )
     shadow = Strategy.objects.create(**fields)
     StrategyIndicator.objects.bulk_create(
@@ -288,7 +293,7 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
     shadow = replay.shadow_strategy or _shadow_create(replay)
     # Loaded once: nothing a replay runs changes its own copy of the strategy.
     shadow = (
-        Strategy.objects.select_related("symbol", "broker_connection", "owner")
+        Strategy.with_replays.select_related("symbol", "broker_connection", "owner")
         .prefetch_related("strategy_indicators__indicator")
         .get(pk=shadow.pk)
     )
@@ -312,20 +317,19 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
             clock.advance_to(timestamp)
             if charts is not None:
                 charts.prefetch(index)
-            context = RunContext(
-                clock=clock,
-                bar_source=source,
-                broker=broker,
+            env = ReplayEnvironment(
+                strategy_copy=shadow,
+                replay_clock=clock,
+                source=source,
+                account=broker,
+                indicators=indicators.window,
+                position=books.open_position,
                 llm_cache=replay.llm_cache,
                 render_charts=replay.render_charts,
                 anonymise=replay.anonymise,
-                kill_switch=False,
-                strategy=shadow,
-                indicator_frames=indicators.window,
                 chart_renderer=charts.render if charts is not None else None,
-                open_position=books.open_position,
             )
-            step, outcome = _step(replay, index, timestamp, close, shadow, context, books)
+            step, outcome = _step(replay, index, timestamp, close, env, books)
             if outcome.status == ExecutionStatus.FAILED:
                 # A replay with holes would judge a different strategy: it stops at the first failed run.
                 raise StepFailed(f"the run at {timestamp:%Y-%m-%d %H:%M} failed: {outcome.error}")
@@ -339,7 +343,7 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
     return ReplayStatus.COMPLETED
 
 
-def _step(replay: Replay, index: int, timestamp, close, shadow: Strategy, context, books: _Books):
+def _step(replay: Replay, index: int, timestamp, close, env: ReplayEnvironment, books: _Books):
     """One step: the orders tracked to the clock, the live executor's run, and the step's row.
 
     With the rules analyst the step commits as one transaction, so a runner that dies leaves the replay between two
@@ -351,21 +355,21 @@ def _step(replay: Replay, index: int, timestamp, close, shadow: Strategy, contex
         counters = {**_counters(replay), "heartbeat_at": replay.heartbeat_at}
         try:
             with transaction.atomic():
-                return _step_writes(replay, index, timestamp, close, shadow, context, books)
+                return _step_writes(replay, index, timestamp, close, env, books)
         except Exception:
             logger.warning("replay %s: step %s rolled back; running it again write by write", replay.pk, index)
             books.forget()
             for name, value in counters.items():
                 setattr(replay, name, value)
-    return _step_writes(replay, index, timestamp, close, shadow, context, books)
+    return _step_writes(replay, index, timestamp, close, env, books)
 
 
-def _step_writes(replay: Replay, index: int, timestamp, close, shadow: Strategy, context, books: _Books):
-    books.track(context.broker, context.clock)
-    books.watch(context.broker, context.clock, close)
-    outcome = _execute(shadow, context)
+def _step_writes(replay: Replay, index: int, timestamp, close, env: ReplayEnvironment, books: _Books):
+    books.track(env.account, env.replay_clock)
+    books.watch(env.account, env.replay_clock, close)
+    outcome = _execute(env)
     books.placed = books.placed or bool(outcome.order_ids)
-    return _record_step(replay, index, timestamp, close, outcome, context.clock, books), outcome
+    return _record_step(replay, index, timestamp, close, outcome, env.replay_clock, books), outcome
 
 
 def _chart_prefetcher(replay: Replay, shadow: Strategy, source, indicators, bars, *, steps: int):
@@ -380,7 +384,7 @@ def _chart_prefetcher(replay: Replay, shadow: Strategy, source, indicators, bars
         cursors=[row[0] for row in bars],
         symbol=shadow.symbol.symbol,
         bar_size=shadow.bar_size,
-        window=shadow.lookback_bars + _warmup(shadow),
+        window=shadow.lookback_bars + warmup(shadow),
         drawn=shadow.lookback_bars,
     )
 
@@ -388,15 +392,18 @@ def _chart_prefetcher(replay: Replay, shadow: Strategy, source, indicators, bars
 def _baseline_run(replay: Replay) -> Replay:
     """The rules analyst over the same range, for the report's side-by-side column (charts off: rules reads none).
     A resumed replay finishes the baseline it started rather than starting another."""
-    baseline = replay.baselines.first() or replay_create(
-        owner=replay.owner,
-        strategy=replay.strategy,
-        start=replay.start,
-        end=replay.end,
-        analyst=Analyst.RULES,
-        render_charts=False,
-        baseline_of=replay,
-    )
+    baseline = replay.baselines.first()
+    if baseline is None:
+        assert replay.strategy is not None  # replay_run asks for a baseline only while the strategy exists
+        baseline = replay_create(
+            owner=replay.owner,
+            strategy=replay.strategy,
+            start=replay.start,
+            end=replay.end,
+            analyst=Analyst.RULES,
+            render_charts=False,
+            baseline_of=replay,
+        )
     return replay_run(replay=baseline)
 
 
@@ -431,12 +438,12 @@ class _Books:
         if recorded or self.placed:
             # every fill not booked yet, including one a dead runner left between recording and booking it, or one
             # the broker filled as the order was placed
-            for trade in Trade.objects.filter(order__broker_connection=connection, realized_pnl__isnull=True).order_by(
-                "executed_at", "pk"
-            ):
+            for trade in Trade.with_replays.filter(
+                order__broker_connection=connection, realized_pnl__isnull=True
+            ).order_by("executed_at", "pk"):
                 fill_apply(trade=trade)
             self.changed = True
-        ours = Order.objects.for_connection(connection)
+        ours = Order.with_replays.for_connection(connection)
         self.placed, self.open_orders = False, (ours.unsettled() | ours.working()).exists()
 
     def watch(self, broker, clock, close) -> None:
@@ -462,22 +469,24 @@ class _Books:
             self.account, self.position, self.changed = _account(self.replay), open_position(self.shadow), False
 
 
-def _execute(shadow: Strategy, context) -> Outcome:
+def _execute(env: ReplayEnvironment) -> Outcome:
     """One run of the live executor at the replay clock's instant, with the replay's clock, bars and broker."""
-    execution = execution_start(strategy=shadow, trigger=REPLAY_TRIGGER)
-    return executor.execute(execution.pk, context=context, started=execution)
+    execution = execution_start(strategy=env.strategy_copy, trigger=REPLAY_TRIGGER)
+    return executor.execute(execution.pk, env=env, started=execution)
 
 
 def _account(replay: Replay) -> tuple[Decimal, Decimal]:
     """Cash and shares held by the replay's books: the starting cash plus sales, less purchases and commissions
     (the simulated broker's ledger moves the same way; reconciliation compares the two)."""
-    flows = Trade.objects.filter(order__strategy=replay.shadow_strategy).aggregate(
+    flows = Trade.with_replays.filter(order__strategy=replay.shadow_strategy).aggregate(
         bought=Sum(F("quantity") * F("price"), filter=Q(order__side="BUY")),
         sold=Sum(F("quantity") * F("price"), filter=Q(order__side="SELL")),
         fees=Sum("commission"),
     )
     cash = replay.starting_cash - (flows["bought"] or 0) + (flows["sold"] or 0) - (flows["fees"] or 0)
-    held = Position.objects.filter(strategy=replay.shadow_strategy).open().aggregate(total=Sum("quantity"))["total"]
+    held = (
+        Position.with_replays.filter(strategy=replay.shadow_strategy).open().aggregate(total=Sum("quantity"))["total"]
+    )
     return cash.quantize(CENT), held or Decimal(0)
 
 
@@ -486,10 +495,10 @@ def _record_step(replay: Replay, index: int, timestamp, close, outcome, clock, b
     if outcome.signal is not None:
         signal = {name: getattr(outcome.signal, name) for name in fields}
     elif outcome.signal_id:
-        signal = TradingSignal.objects.filter(pk=outcome.signal_id).values(*fields).first()
+        signal = TradingSignal.with_replays.filter(pk=outcome.signal_id).values(*fields).first()
     else:
         signal = None
-    usage = {"cost": None, "sent": 0, "hits": 0, "input_tokens": None, "output_tokens": None}
+    usage: dict[str, Any] = {"cost": None, "sent": 0, "hits": 0, "input_tokens": None, "output_tokens": None}
     if replay.analyst != Analyst.RULES:  # the rules analyst records no LLM calls
         usage = LLMCall.objects.filter(execution_id=outcome.execution_id).aggregate(
             cost=Sum("cost_usd"),
@@ -543,7 +552,7 @@ def _counters(replay: Replay) -> dict:
 
 def _fills(replay: Replay) -> list[report.Fill]:
     trades = (
-        Trade.objects.filter(order__strategy=replay.shadow_strategy)
+        Trade.with_replays.filter(order__strategy=replay.shadow_strategy)
         .select_related("order__signal")
         .order_by("executed_at", "pk")
     )
@@ -554,7 +563,7 @@ def _fills(replay: Replay) -> list[report.Fill]:
             price=t.price,
             commission=t.commission,
             at=t.executed_at,
-            stop_loss=t.order.signal.stop_loss if t.order.signal_id else None,
+            stop_loss=t.order.signal.stop_loss if t.order.signal is not None else None,
         )
         for t in trades
     ]
@@ -589,7 +598,10 @@ def replay_report(*, replay: Replay) -> dict:
             equity=report.buy_and_hold_equity(closes, float(replay.starting_cash)), days=days, bar_size=replay.bar_size
         ),
     }
-    curves = {"replay": equity, "buy and hold": report.buy_and_hold_equity(closes, float(replay.starting_cash))}
+    curves: dict[str, Sequence[float]] = {
+        "replay": equity,
+        "buy and hold": report.buy_and_hold_equity(closes, float(replay.starting_cash)),
+    }
     baseline = replay.baselines.filter(status__in=[ReplayStatus.COMPLETED]).first()
     if replay.analyst == Analyst.RULES:
         columns["rules"] = columns["replay"]
@@ -653,7 +665,7 @@ def replay_lineage_prune(*, older_than: dt.timedelta, owner=None) -> int:
     if owner is not None:
         replays = replays.for_owner(owner)
     shadow_ids = list(replays.values_list("shadow_strategy_id", flat=True))
-    deleted, _ = LineageRecord.objects.filter(execution__strategy_id__in=shadow_ids).delete()
+    deleted, _ = LineageRecord.with_replays.filter(execution__strategy_id__in=shadow_ids).delete()
     replays.update(lineage_pruned_at=timezone.now())
     return deleted
 
@@ -665,8 +677,8 @@ def replay_delete(*, replay: Replay) -> None:
     for baseline in replay.baselines.all():
         replay_delete(replay=baseline)
     if shadow is not None:
-        Order.objects.filter(strategy=shadow).delete()
-        Position.objects.filter(strategy=shadow).delete()
+        Order.with_replays.filter(strategy=shadow).delete()
+        Position.with_replays.filter(strategy=shadow).delete()
     key = (replay.report or {}).get("plot_key")
     replay.delete()
     if shadow is not None:

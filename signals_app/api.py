@@ -162,7 +162,9 @@ class SignalDetailSerializer(SignalSerializer):
     def get_llm_calls(self, signal) -> list[dict]:
         if not signal.execution_id:
             return []
-        return LLMCallSerializer(LLMCall.objects.filter(execution_id=signal.execution_id), many=True).data
+        calls = LLMCall.objects.filter(execution_id=signal.execution_id)
+        # many=True makes a ListSerializer, whose data is a list; the stubs type the call as the class itself
+        return LLMCallSerializer(calls, many=True).data  # type: ignore[return-value]
 
 
 class SignalQuery(serializers.Serializer):
@@ -186,7 +188,6 @@ class SignalViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         signals = (
             TradingSignal.objects.for_owner(self.request.user)
-            .filter(strategy__replay_of__isnull=True)  # replays' signals stay with their replay
             .select_related("symbol", "strategy")
             .order_by("-generated_at")
         )

@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from core.models import LiveManager, ReplayMarked
 from market.models import PRICE, Symbol
 from signals_app.querysets import LLMCallQuerySet, PromptTemplateQuerySet, SignalQuerySet
 
@@ -109,7 +110,7 @@ class PromptVersion(models.Model):
         return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-class TradingSignal(models.Model):
+class TradingSignal(ReplayMarked):
     strategy = models.ForeignKey("trading.Strategy", on_delete=models.CASCADE, related_name="signals")
     execution = models.ForeignKey(
         "trading.StrategyExecution", on_delete=models.SET_NULL, null=True, blank=True, related_name="signals"
@@ -131,7 +132,8 @@ class TradingSignal(models.Model):
     outcome = models.CharField(max_length=8, choices=SignalOutcome.choices, default=SignalOutcome.NONE)
     r_multiple = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
 
-    objects = SignalQuerySet.as_manager()
+    objects = LiveManager.from_queryset(SignalQuerySet)()
+    with_replays = SignalQuerySet.as_manager()
 
     class Meta:
         ordering = ["-generated_at"]

@@ -19,10 +19,6 @@ class SignalQuerySet(models.QuerySet):
     def actionable(self) -> "SignalQuerySet":
         return self.exclude(action="HOLD")
 
-    def live(self) -> "SignalQuerySet":
-        """Without the signals of replays (their strategy is a replay's copy)."""
-        return self.filter(strategy__replay_of__isnull=True)
-
     def closed(self) -> "SignalQuerySet":
         """Signals whose trade has closed: a win, a loss or a scratch."""
         return self.filter(outcome__in=["WIN", "LOSS", "SCRATCH"])

@@ -116,6 +116,7 @@ def signal_record(
     invariants the parser did (BUY stop < entry < target, SELL has an exit price, 0 <= confidence <= 1)."""
     return TradingSignal.objects.create(
         strategy=strategy,
+        is_replay=strategy.is_replay,
         execution=execution,
         symbol=strategy.symbol,
         action=parsed.action,
@@ -139,8 +140,8 @@ def prompt_performance_refresh() -> list[PromptPerformance]:
     """Recompute the PromptPerformance row of every (prompt version, model) that produced live signals; replays'
     signals stay with their replay's report. A row no live signal backs any more (its strategies deleted, or counted
     when replays were still included) is removed. Rules signals (no prompt) are the baseline: read them with
-    `TradingSignal.objects.live().performance()`."""
-    rows = TradingSignal.objects.live().filter(prompt_version__isnull=False).performance()
+    `TradingSignal.objects.performance()`."""
+    rows = TradingSignal.objects.filter(prompt_version__isnull=False).performance()
     saved = []
     for row in rows:
         values = {key: row[key] for key in PERFORMANCE_FIELDS}

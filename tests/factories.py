@@ -167,6 +167,7 @@ class StrategyExecutionFactory(factory.django.DjangoModelFactory):
         model = StrategyExecution
 
     strategy = factory.SubFactory(StrategyFactory)
+    is_replay = factory.SelfAttribute("strategy.is_replay")
     status = "RUNNING"
     dry_run = False
     trigger = "schedule"
@@ -219,6 +220,7 @@ class TradingSignalFactory(factory.django.DjangoModelFactory):
 
     strategy = factory.SubFactory(StrategyFactory)
     execution = factory.SubFactory(StrategyExecutionFactory, strategy=factory.SelfAttribute("..strategy"))
+    is_replay = factory.SelfAttribute("strategy.is_replay")
     symbol = factory.SelfAttribute("strategy.symbol")
     action = SignalAction.BUY
     entry_price = Decimal("100.00")
@@ -253,6 +255,11 @@ class PromptPerformanceFactory(factory.django.DjangoModelFactory):
 # --- Orders ------------------------------------------------------------------------------------------------------
 
 
+def _marked(*parents) -> bool:
+    """A replay's row when any parent is one: as the services mark what they write."""
+    return any(parent is not None and parent.is_replay for parent in parents)
+
+
 class OrderFactory(factory.django.DjangoModelFactory):
     """A manual limit BUY of 10 @ 100, saved and not sent (PENDING)."""
 
@@ -269,6 +276,9 @@ class OrderFactory(factory.django.DjangoModelFactory):
     quantity = Decimal("10")
     limit_price = Decimal("100.00")
     status = OrderStatus.PENDING
+    is_replay = factory.LazyAttribute(
+        lambda o: _marked(getattr(o, "broker_connection", None), getattr(o, "strategy", None))
+    )
 
     class Params:
         market = factory.Trait(order_type=OrderType.MARKET, limit_price=None)
@@ -286,6 +296,7 @@ class OrderStatusChangeFactory(factory.django.DjangoModelFactory):
         model = OrderStatusChange
 
     order = factory.SubFactory(OrderFactory, status=OrderStatus.SUBMITTING)
+    is_replay = factory.SelfAttribute("order.is_replay")
     from_status = OrderStatus.PENDING
     to_status = OrderStatus.SUBMITTING
     changed_at = factory.LazyFunction(timezone.now)
@@ -298,6 +309,7 @@ class TradeFactory(factory.django.DjangoModelFactory):
         model = Trade
 
     order = factory.SubFactory(OrderFactory, filled=True)
+    is_replay = factory.SelfAttribute("order.is_replay")
     quantity = factory.SelfAttribute("order.quantity")
     price = factory.SelfAttribute("order.average_fill_price")
     commission = Decimal("1.0000")
@@ -315,6 +327,7 @@ class PositionFactory(factory.django.DjangoModelFactory):
         model = Position
 
     strategy = factory.SubFactory(StrategyFactory)
+    is_replay = factory.LazyAttribute(lambda o: bool(o.strategy and o.strategy.is_replay))
     owner = factory.SelfAttribute("strategy.owner")
     symbol = factory.SelfAttribute("strategy.symbol")
     quantity = Decimal("10")
@@ -352,6 +365,7 @@ class LineageRecordFactory(factory.django.DjangoModelFactory):
         model = LineageRecord
 
     execution = factory.SubFactory(StrategyExecutionFactory)
+    is_replay = factory.SelfAttribute("execution.is_replay")
     step_number = factory.Sequence(lambda n: n + 1)
     step_name = factory.LazyAttribute(lambda rec: f"step_{rec.step_number}")
     input_data = factory.LazyFunction(lambda: {"symbol": "SPY"})

@@ -145,8 +145,7 @@ class NotificationAdmin(admin.ModelAdmin):
 class PromptVersionInline(admin.TabularInline):
     model = PromptVersion
     extra = 0
-    fields = ["number", "sha256", "note", "created_by", "created_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("number", "sha256", "note", "created_by", "created_at")
     can_delete = False
     show_change_link = True
 
@@ -217,8 +216,7 @@ class PromptVersionAdmin(admin.ModelAdmin):
     list_filter = ["template__prompt_type"]
     search_fields = ["template__name", "body"]
     list_select_related = ["template", "created_by"]
-    fields = ["template", "number", "body", "sha256", "note", "created_by", "created_at", "tools"]
-    readonly_fields = fields
+    fields = readonly_fields = ("template", "number", "body", "sha256", "note", "created_by", "created_at", "tools")
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -21,7 +21,6 @@ import pandas as pd
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from market.charts import render_chart, store_chart
 from market.clock import MarketClock, clock_for_strategy, trading_day
 from market.indicators import compute, warmup_bars
 from market.sources import source_for_strategy
@@ -57,7 +56,7 @@ COLUMN_TYPES = {  # indicator output columns -> the indicator type, for frames g
 }
 
 
-# --- market inputs (thin wrappers over market/, so the command, the admin preview and the executor agree) -----------
+# --- market inputs for the prompt previews (the page and the admin): the run's own are the executor's steps --------
 
 
 def fetch_bars(*, strategy, clock: MarketClock) -> pd.DataFrame:
@@ -71,30 +70,6 @@ def fetch_bars(*, strategy, clock: MarketClock) -> pd.DataFrame:
 def calculate_indicators(*, strategy, bars_df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """name -> the frame market.indicators.compute returns, for each of the strategy's indicators, in order."""
     return {c.name: compute(bars_df, c.indicator_type, c.parameters) for c in _indicator_configs(strategy)}
-
-
-def generate_charts(*, strategy, bars_df: pd.DataFrame, indicators: dict, key_prefix: str) -> list[dict]:
-    """Render and store the strategy's chart (and its weekly chart when asked for): market.charts.store_chart's
-    dicts, each with a title added."""
-    symbol = strategy.symbol.symbol
-    png = render_chart(
-        bars_df, symbol=symbol, bar_size=strategy.bar_size, indicators=indicators, bars=strategy.lookback_bars
-    )
-    charts = [{**store_chart(png, key_prefix=key_prefix), "title": f"{symbol} {strategy.bar_size}"}]
-    if strategy.weekly_chart and strategy.bar_size != "1w":
-        weekly = source_for_strategy(strategy).bars(
-            strategy.symbol, "1w", end=bars_df.index[-1].to_pydatetime(), limit=strategy.lookback_bars
-        )
-        if len(weekly):
-            png = render_chart(
-                weekly,
-                symbol=symbol,
-                bar_size="1w",
-                indicators=_indicator_configs(strategy),
-                bars=strategy.lookback_bars,
-            )
-            charts.append({**store_chart(png, key_prefix=key_prefix), "title": f"{symbol} 1w"})
-    return charts
 
 
 def preview_context(strategy, *, clock: MarketClock | None = None) -> dict:
@@ -244,7 +219,7 @@ def _last_rows_with_values(frame: pd.DataFrame, count: int) -> list[tuple]:
 
 def open_position(strategy) -> Position | None:
     """The strategy's open position in its symbol (long-only: at most one)."""
-    return Position.objects.open().filter(strategy=strategy, symbol=strategy.symbol).order_by("-opened_at").first()
+    return Position.with_replays.open().filter(strategy=strategy, symbol=strategy.symbol).order_by("-opened_at").first()
 
 
 def _position_context(position: Position | None, last_close: float) -> dict | None:
@@ -454,7 +429,7 @@ def parse_signal(*, analysis: Analysis, last_close, strategy) -> ParsedSignal:
     parsed = parse_answer(raw, last_close=Decimal(str(last_close)), band=band)
     if analysis.analyst == Analyst.RULES and parsed.source == "json":
         parsed = _with_source(parsed, "rules")
-    if parsed.action == "SELL" and not Position.objects.open().filter(strategy=strategy).exists():
+    if parsed.action == "SELL" and not Position.with_replays.open().filter(strategy=strategy).exists():
         return hold(
             "SELL with no open position: the product does not short", reasoning=parsed.reasoning, source=parsed.source
         )

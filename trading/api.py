@@ -3,6 +3,9 @@ executions). Every queryset is the requesting user's own, so another user's ids 
 
 from __future__ import annotations
 
+from typing import cast
+
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -58,7 +61,8 @@ class IndicatorConfigViewSet(viewsets.ModelViewSet):
     queryset = IndicatorConfig.objects.none()  # for the schema; get_queryset gives the user's own
 
     def get_queryset(self):
-        return IndicatorConfig.objects.filter(owner=self.request.user).order_by("name")
+        owner = cast(User, self.request.user)  # IsAuthenticated (the API's default permission): a User
+        return IndicatorConfig.objects.filter(owner=owner).order_by("name")
 
     def perform_create(self, serializer):
         serializer.save(owner=self.request.user)
@@ -98,9 +102,7 @@ class StrategySerializer(serializers.ModelSerializer):
     pinned_prompt_version = serializers.PrimaryKeyRelatedField(
         queryset=PromptVersion.objects.all(), required=False, allow_null=True
     )
-    broker_connection = OwnedPrimaryKeyField(
-        queryset=BrokerConnection.objects.filter(replay_of__isnull=True), required=False, allow_null=True
-    )
+    broker_connection = OwnedPrimaryKeyField(queryset=BrokerConnection.objects.all(), required=False, allow_null=True)
 
     class Meta:
         model = Strategy
@@ -193,7 +195,6 @@ class StrategyViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         return (
             Strategy.objects.for_owner(self.request.user)
-            .live()
             .select_related("symbol")
             .prefetch_related("strategy_indicators")
             .order_by("name")
@@ -253,7 +254,7 @@ class ExecutionViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewset
         return super().list(request, *args, **kwargs)
 
     def get_queryset(self):
-        executions = StrategyExecution.objects.for_owner(self.request.user).live().recent()
+        executions = StrategyExecution.objects.for_owner(self.request.user).recent()
         if self.action == "list":
             executions = executions.filter(**list_filters(ExecutionQuery, self.request))
         return executions

@@ -1,17 +1,17 @@
-"""The strategy run: one call per step, each recorded in lineage (input, output, duration, status).
+"""The strategy run, one call per step, each recorded in lineage (trading.runs has the machinery):
 
     strategy = load_strategy(run)
     bars = fetch_market_data(run, strategy)
     ...
     execution_complete(run, signal, orders)
 
-A step already recorded for this execution is read back, not redone, so a retried or resumed run makes no second
-LLM call, no second signal and no second order intent. A failing step records its error and an `execution_error`
-record closes the lineage (the run is FAILED); an inactive strategy, an unauthenticated IBKR session or exhausted
-playback data is a recorded SKIPPED. Steps that write several rows (the signal; the close) do it in one
-transaction with their lineage record, so nothing is half-written; no transaction is held across a broker or LLM
-call. (A replay with the rules analyst runs each step inside a transaction of its own: its broker is the simulated
-ledger in this same database, and no LLM is called. See Run.record and replays.services._step.)
+The steps read the world through the run's environment (trading.environment): the market clock, the strategy's
+bars and broker for a live run; the replay's clock, bars and simulated account for a replay's step. A failing step
+records its error and an `execution_error` record closes the lineage (the run is FAILED); an inactive strategy, an
+unauthenticated IBKR session or exhausted playback data is a recorded SKIPPED. Steps that write several rows (the
+signal; the close) do it in one transaction with their lineage record, so nothing is half-written; no transaction
+is held across a broker or LLM call (a replay with the rules analyst runs each step inside a transaction of its
+own: its broker is the simulated ledger in this same database, and no LLM is called; see replays.services._step).
 
 With PIPELINE_SPLIT_QUEUES the run hops queues between steps (charts on a process pool, analysis on threads,
 orders on their own queue): a step that belongs to another queue hands the run off there, and the next task
@@ -26,72 +26,41 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Callable
-from contextlib import nullcontext
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from django.conf import settings
 from django.db import transaction
 
-from brokers.interface import BrokerError, NotAuthenticated
+from brokers.interface import Broker, BrokerError, NotAuthenticated
 from brokers.models import BrokerKind
-from brokers.services import broker_for
-from lineage.models import LineageRecord, LineageStatus
-from lineage.services import (
-    ERROR_STEP,
-    ERROR_STEP_NUMBER,
-    lineage_build,
-    lineage_record,
-    lineage_record_many,
-    lineage_recorded,
-)
+from lineage.models import LineageStatus
+from lineage.services import ERROR_STEP, ERROR_STEP_NUMBER, lineage_record, lineage_recorded
 from lineage.steps import STEP_NUMBERS
-from market.charts import render_chart, store_chart
-from market.clock import FixedClock, clock_for_strategy
-from market.indicators import compute, warmup_bars
+from market.charts import store_chart
+from market.clock import FixedClock, MarketClock
+from market.indicators import warmup_bars
 from market.models import BarSize, MarketDataSource
-from market.sources import PlaybackExhausted, source_for_strategy
+from market.sources import BarSource, PlaybackBarSource, PlaybackExhausted
 from orders.models import Order, OrderLeg, OrderSide, OrderSource, OrderType, TimeInForce
 from orders.services import Bracket, order_place
 from portfolio.models import Position
 from portfolio.services import position_exit_place
-from signals_app.anonymise import anonymise_context
 from signals_app.llm import Analysis, Answer
 from signals_app.models import PromptVersion, TradingSignal
 from signals_app.services import signal_record
 from trading import analysis as steps
 from trading import risk
+from trading.environment import LiveEnvironment, RunEnvironment
 from trading.models import ExecutionStatus, SkipReason, Strategy, StrategyExecution
 from trading.notifications import notify_rejection, notify_run_failed
-from trading.queues import STEP_QUEUES
+from trading.runs import Handoff, OnStep, Run, Skip, StepFailed, StepResult, describe, ms_since, step
 from trading.services import execution_finish
 
 logger = logging.getLogger(__name__)
-
-
-class Skip(Exception):
-    """The run cannot go on, and that is not a failure (inactive, not logged in, no more playback data). `reason`
-    is the SkipReason the execution is closed with; the message says it in words."""
-
-    def __init__(self, message: str, *, reason: SkipReason) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class Handoff(Exception):
-    def __init__(self, step: str, queue: str) -> None:
-        super().__init__(f"{step} runs on the {queue} queue")
-        self.step, self.queue = step, queue
-
-
-class StepFailed(Exception):
-    def __init__(self, step: str, error: BaseException) -> None:
-        super().__init__(f"{step}: {error}")
-        self.step, self.error = step, error
 
 
 @dataclass
@@ -105,220 +74,35 @@ class Outcome:
     signal: Any = field(default=None, repr=False)  # the TradingSignal itself, when this call had it in hand
 
 
-@dataclass
-class StepResult:
-    """What a step recorded (`input`/`output`/`metadata`) and what it hands to the next step (`value`)."""
-
-    output: dict
-    value: Any = None
-    input: dict = field(default_factory=dict)
-    metadata: dict = field(default_factory=dict)
-    # SKIPPED for a step that declined to act while the run goes on (a refused entry): recorded as skipped so the
-    # logs show it, read back like a success.
-    status: str = LineageStatus.SUCCESS
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What a replay hands the executor for one of its steps (replays.services); live runs have none.
-
-    A replay steps the same pipeline through history: its clock stands at the step's bar, its bar source never
-    returns a later bar, and its simulated broker keeps the replay's own account. The options are the replay's:
-    how to use the LLM cache, whether to render charts, whether the analyst sees an anonymised series, and the kill
-    switch (None: the global TRADING_KILL_SWITCH; a replay passes False, the switch being a live-trading control).
-    A replay's run never hands off to other queues: its clock and bars live in the replaying process."""
-
-    clock: Any
-    bar_source: Any
-    broker: Any
-    llm_cache: str = "use"
-    render_charts: bool = True
-    anonymise: bool = False
-    kill_switch: bool | None = None
-    # Optional speed-ups a replay may hand in; each gives what the live path would compute, for bars <= the clock.
-    strategy: Any = None  # the strategy, loaded once for the whole replay (with its indicators prefetched)
-    indicator_frames: Callable[[pd.DataFrame], dict] | None = None  # bars window -> {name: frame on its index}
-    chart_renderer: Callable[..., bytes] | None = None  # called like market.charts.render_chart
-    open_position: Callable[[], Any] | None = None  # the open Position (or None) as the replay's books hold it
-
-
-@dataclass
-class Run:
-    execution: StrategyExecution
-    queue: str | None = None  # the queue this task runs on, when the pipeline is split
-    on_step: Callable[[LineageRecord, bool], None] | None = None  # (record, read_back): the command prints these
-    started: float = field(default_factory=time.monotonic)
-    memo: dict = field(default_factory=dict)
-    context: RunContext | None = None  # a replay's step (see RunContext); None for live runs
-    # A replay's run of an execution it has just started writes its lineage with its next write (see `record`).
-    defers_lineage: bool = False
-    pending: list[LineageRecord] = field(default_factory=list)
-    # ... and when the replay runs it inside a transaction of its own, the whole run commits or rolls back as one:
-    # its lineage is written once, at the close, and its own transactions add no savepoints.
-    in_callers_transaction: bool = False
-
-    def recorded(self, step_name: str) -> LineageRecord | None:
-        """The step as this execution already recorded it (read once per task: one query, not one per step)."""
-        if "recorded" not in self.memo:
-            self.memo["recorded"] = {
-                record.step_name: record for record in LineageRecord.objects.filter(execution=self.execution)
-            }
-        return self.memo["recorded"].get(step_name)
-
-    def record(self, **fields) -> LineageRecord:
-        """Record a step of this execution in lineage. A run that defers its lineage keeps the record until its
-        next write (`flush`): the parse_signal and execution_complete transactions, the order service, the close of
-        a skipped or failed run; or, inside its caller's transaction, until the close. That is one INSERT for several
-        steps, and safe where a lost record costs nothing: a replay's steps before the signal write nothing else,
-        and a replay whose runner dies redoes its step."""
-        if not self.defers_lineage:
-            return lineage_record(execution=self.execution, **fields)
-        record = lineage_build(execution=self.execution, **fields)
-        self.pending.append(record)
-        return record
-
-    def flush(self, *, closing: bool = False) -> None:
-        """Write the deferred records (nothing for a run that records each step as it goes); before the close, not
-        for a run inside its caller's transaction, which writes them all at its close."""
-        if self.in_callers_transaction and not closing:
-            return
-        records, self.pending = self.pending, []
-        try:
-            lineage_record_many(records)
-        except BaseException:
-            self.pending = records + self.pending
-            raise
-
-    def unflush(self, records: list[LineageRecord]) -> None:
-        """The transaction that wrote these records rolled back: they are pending again."""
-        for record in records:
-            record.pk, record._state.adding = None, True
-        self.pending = records + [record for record in self.pending if record not in records]
-
-    def reported(self, record: LineageRecord, *, read_back: bool) -> None:
-        if self.on_step is not None:
-            self.on_step(record, read_back)
-
-    def must_hand_off(self, step_name: str) -> str | None:
-        if not settings.PIPELINE_SPLIT_QUEUES or self.context is not None:
-            return None
-        wanted = STEP_QUEUES.get(step_name)
-        return wanted if wanted and wanted != self.queue else None
-
-
-def step(name: str, *, restore: Callable[..., Any], atomic: bool = False):
-    """Record the step in lineage, or read it back when this execution already recorded it.
-
-    `restore(run, output, *args)` rebuilds the step's value from its recorded output. An `atomic` step's writes and its
-    lineage record commit together (it must not call a broker or an LLM)."""
-
-    def decorate(func: Callable[..., StepResult]):
-        @functools.wraps(func)
-        def run_step(run: Run, *args):
-            recorded = run.recorded(name)
-            if recorded is not None and (
-                recorded.status == LineageStatus.SUCCESS or recorded.output_data.get("run_continues")
-            ):
-                run.reported(recorded, read_back=True)
-                return restore(run, recorded.output_data, *args)
-            if recorded is not None and recorded.status == LineageStatus.ERROR:  # failed before the run was closed
-                raise StepFailed(name, RuntimeError(recorded.error))
-            if recorded is not None:
-                reason = SkipReason(recorded.output_data.get("skip_reason") or SkipReason.INACTIVE)
-                raise Skip(recorded.error or f"{name} was skipped", reason=reason)
-            queue = run.must_hand_off(name)
-            if queue:
-                raise Handoff(name, queue)
-            started = time.monotonic()
-            unsaved = list(run.pending)
-            try:
-                with transaction.atomic(savepoint=not run.in_callers_transaction) if atomic else nullcontext():
-                    result = func(run, *args)
-                    record = run.record(
-                        step_name=name,
-                        step_number=STEP_NUMBERS[name],
-                        input_data=result.input,
-                        output_data={**result.output, "run_continues": True}
-                        if result.status == LineageStatus.SKIPPED
-                        else result.output,
-                        metadata={"strategy_id": run.execution.strategy_id, **result.metadata},
-                        status=result.status,
-                        duration_ms=_ms(started),
-                    )
-                    if atomic:
-                        # the step's writes and the lineage so far commit together
-                        run.flush(closing=name == "execution_complete")
-            except Skip as skip:
-                if atomic:
-                    run.unflush(unsaved)
-                record = _record_problem(run, name, started, LineageStatus.SKIPPED, str(skip), skip_reason=skip.reason)
-                run.reported(record, read_back=False)
-                raise
-            except Exception as exc:
-                if atomic:
-                    run.unflush(unsaved)
-                record = _record_problem(run, name, started, LineageStatus.ERROR, _describe(exc))
-                run.reported(record, read_back=False)
-                raise StepFailed(name, exc) from exc
-            run.reported(record, read_back=False)
-            return result.value
-
-        return run_step
-
-    return decorate
-
-
-def _record_problem(
-    run: Run, name: str, started: float, status: str, message: str, *, skip_reason: str = ""
-) -> LineageRecord:
-    output = {"status": status, "reason": message} | ({"skip_reason": skip_reason} if skip_reason else {})
-    return run.record(
-        step_name=name,
-        step_number=STEP_NUMBERS[name],
-        status=status,
-        error=message,
-        output_data=output,
-        metadata={"strategy_id": run.execution.strategy_id},
-        duration_ms=_ms(started),
-    )
-
-
-def _ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
 # --- the workflow --------------------------------------------------------------------------------------------------
 
 
 def execute(
-    execution_id,
+    execution_id: str | uuid.UUID,
     *,
+    env: RunEnvironment | None = None,
     queue: str | None = None,
-    on_step=None,
-    context: RunContext | None = None,
+    on_step: OnStep | None = None,
     started: StrategyExecution | None = None,
 ) -> Outcome:
     """Run (or resume) one execution to its end, or to the point where it hands off to another queue.
 
-    `started` is the execution itself when the caller has just made it with execution_start (a replay's step): it
-    is RUNNING and has recorded nothing, so neither is read back, and a replay's run defers its lineage (Run.record).
+    `env` is what the run is handed (LiveEnvironment when None). `started` is the execution itself when the caller
+    has just made it with execution_start (a replay's step): it is RUNNING and has recorded nothing, so neither is
+    read back; inside the caller's transaction its lineage is written once, at the close.
     """
+    env = env or LiveEnvironment()
     if started is not None:
-        replay = context is not None
-        in_transaction = replay and transaction.get_connection().in_atomic_block
-        run = Run(execution=started, context=context, defers_lineage=replay, in_callers_transaction=in_transaction)
+        in_transaction = env.defers_lineage and transaction.get_connection().in_atomic_block
+        run = Run(execution=started, env=env, on_step=on_step, in_callers_transaction=in_transaction)
         run.memo["recorded"] = {}
         return _run(run)
-    execution = StrategyExecution.objects.select_related("strategy").filter(pk=execution_id).first()
+    execution = StrategyExecution.with_replays.select_related("strategy").filter(pk=execution_id).first()
     if execution is None:
         return Outcome(execution_id=str(execution_id), status="GONE")
     if execution.status != ExecutionStatus.RUNNING:
         return _outcome_of_finished(execution)
-    return _run(Run(execution=execution, queue=queue, on_step=on_step, context=context))
+    return _run(Run(execution=execution, env=env, queue=queue, on_step=on_step))
 
 
 def _run(run: Run) -> Outcome:
@@ -331,7 +115,8 @@ def _run(run: Run) -> Outcome:
         signal = parse_signal(run, strategy, bars, analysis)
         decision = risk_check(run, strategy, signal)
         orders = place_order(run, strategy, signal, decision)
-        return execution_complete(run, signal, orders)
+        outcome: Outcome = execution_complete(run, signal, orders)
+        return outcome
     except Handoff as handoff:
         run.flush(closing=True)
         return Outcome(execution_id=str(run.execution.pk), status=ExecutionStatus.RUNNING, handoff_queue=handoff.queue)
@@ -347,15 +132,10 @@ def _run(run: Run) -> Outcome:
 
 
 def _strategy(run: Run) -> Strategy:
-    if "strategy" not in run.memo and run.context is not None and run.context.strategy is not None:
-        run.memo["strategy"] = run.context.strategy
     if "strategy" not in run.memo:
-        run.memo["strategy"] = (
-            Strategy.objects.select_related("symbol", "broker_connection", "owner")
-            .prefetch_related("strategy_indicators__indicator")
-            .get(pk=run.execution.strategy_id)
-        )
-    return run.memo["strategy"]
+        run.memo["strategy"] = run.env.strategy(run.execution.strategy_id)
+    strategy: Strategy = run.memo["strategy"]
+    return strategy
 
 
 @step("load_strategy", restore=lambda run, output: _strategy(run))
@@ -393,7 +173,7 @@ def load_strategy(run: Run) -> StepResult:
     if not strategy.is_active:
         raise Skip("strategy inactive", reason=SkipReason.INACTIVE)
     ibkr = connection is not None and connection.kind == BrokerKind.IBKR
-    if ibkr and not run.execution.dry_run and not connection.authenticated:
+    if connection is not None and ibkr and not run.execution.dry_run and not connection.authenticated:
         raise Skip(
             f"IBKR session not authenticated ({connection.auth_message or 'log in at the gateway'})",
             reason=SkipReason.SESSION_DOWN,
@@ -410,23 +190,21 @@ class Bars:
     """The bar window a run analyses. Recorded by its bounds, so a resumed run reads exactly the same bars again."""
 
     strategy: Strategy
-    window: dict
-    frames: dict = field(default_factory=dict)
-    source: Any = None  # the run's bar source (a replay's); None: the strategy's own
+    window: dict[str, Any]
+    source: BarSource
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def frame(self, bar_size: str | None = None) -> pd.DataFrame:
-
         bar_size = bar_size or self.strategy.bar_size
         if bar_size not in self.frames:
             spec = self.window["series"][bar_size]
-            source = self.source or source_for_strategy(self.strategy)
-            self.frames[bar_size] = source.bars(
+            self.frames[bar_size] = self.source.bars(
                 self.strategy.symbol, bar_size, end=_parse_time(spec["end"]), limit=spec["count"]
             )
         return self.frames[bar_size]
 
     @property
-    def now(self):
+    def now(self) -> dt.datetime:
         return _parse_time(self.window["now"])
 
     @property
@@ -438,8 +216,8 @@ def _parse_time(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value)
 
 
-def _warmup(strategy: Strategy) -> int:
-
+def warmup(strategy: Strategy) -> int:
+    """The most bars any of the strategy's indicators needs before its first value."""
     return max(
         (
             warmup_bars(link.indicator.indicator_type, link.indicator.parameters)
@@ -449,29 +227,34 @@ def _warmup(strategy: Strategy) -> int:
     )
 
 
-def _clock(run: Run, strategy: Strategy):
-    """The replay's clock for a replay's step, else the strategy's market clock."""
-
-    return run.context.clock if run.context is not None else clock_for_strategy(strategy)
-
-
-def _source(run: Run, strategy: Strategy):
-    """The replay's bar source (never past its clock) for a replay's step, else the strategy's own."""
-
-    return run.context.bar_source if run.context is not None else source_for_strategy(strategy)
+def _clock(run: Run, strategy: Strategy) -> MarketClock:
+    """The run's one clock (the market's, or a replay's standing at its bar)."""
+    if "clock" not in run.memo:
+        run.memo["clock"] = run.env.clock(strategy)
+    clock: MarketClock = run.memo["clock"]
+    return clock
 
 
-@step("fetch_market_data", restore=lambda run, output, strategy: Bars(strategy, output))
+def _source(run: Run, strategy: Strategy) -> BarSource:
+    """The run's one bar source (the strategy's own, or a replay's that never returns a later bar)."""
+    if "source" not in run.memo:
+        run.memo["source"] = run.env.bar_source(strategy)
+    source: BarSource = run.memo["source"]
+    return source
+
+
+@step("fetch_market_data", restore=lambda run, output, strategy: Bars(strategy, output, _source(run, strategy)))
 def fetch_market_data(run: Run, strategy: Strategy) -> StepResult:
 
     source = _source(run, strategy)
-    if strategy.market_data_source == MarketDataSource.PLAYBACK and run.context is None:
+    if strategy.market_data_source == MarketDataSource.PLAYBACK and run.env.advances_playback:
         try:
-            source.advance()  # one bar per run; recorded here, so a resumed run does not advance again
+            # one bar per run; recorded here, so a resumed run does not advance again
+            cast(PlaybackBarSource, source).advance()
         except PlaybackExhausted as exc:
             raise Skip(str(exc) or "playback data exhausted", reason=SkipReason.PLAYBACK_EXHAUSTED) from exc
     now = _clock(run, strategy).now()
-    wanted = strategy.lookback_bars + _warmup(strategy)
+    wanted = strategy.lookback_bars + warmup(strategy)
     sizes = [strategy.bar_size] + ([BarSize.W1] if strategy.weekly_chart and strategy.bar_size != BarSize.W1 else [])
     series, frames = {}, {}
     for bar_size in sizes:
@@ -493,36 +276,32 @@ def fetch_market_data(run: Run, strategy: Strategy) -> StepResult:
     return StepResult(
         input={"symbol": strategy.symbol.symbol, "bar_size": strategy.bar_size, "bars_wanted": wanted, "end": now},
         output=window,
-        value=Bars(strategy, window, frames, source=source),
+        value=Bars(strategy, window, source, frames),
     )
 
 
 @dataclass
 class Indicators:
+    """The latest value of each indicator (recorded), and their frames (computed again when read back)."""
+
     bars: Bars
-    latest: dict
-    computed: dict | None = None
+    latest: dict[str, Any]
+    env: RunEnvironment
+    computed: dict[str, pd.DataFrame] | None = None
 
     @property
     def frames(self) -> dict[str, pd.DataFrame]:
         if self.computed is None:
-            self.computed = _indicator_frames(self.bars)
+            self.computed = self.env.indicator_frames(self.bars.strategy, self.bars.frame())
         return self.computed
 
 
-def _indicator_frames(bars: Bars) -> dict[str, pd.DataFrame]:
-
-    frame = bars.frame()
-    return {
-        link.indicator.name: compute(frame, link.indicator.indicator_type, link.indicator.parameters)
-        for link in bars.strategy.strategy_indicators.all()
-    }
-
-
-@step("calculate_indicators", restore=lambda run, output, strategy, bars: Indicators(bars, output["latest"]))
+@step(
+    "calculate_indicators",
+    restore=lambda run, output, strategy, bars: Indicators(bars, output["latest"], run.env),
+)
 def calculate_indicators(run: Run, strategy: Strategy, bars: Bars) -> StepResult:
-    provided = run.context.indicator_frames if run.context is not None else None
-    frames = provided(bars.frame()) if provided is not None else _indicator_frames(bars)
+    frames = run.env.indicator_frames(strategy, bars.frame())
     latest, count = {}, {}
     for name, frame in frames.items():
         values = frame.to_numpy()  # no copy for the usual all-float frame
@@ -533,12 +312,11 @@ def calculate_indicators(run: Run, strategy: Strategy, bars: Bars) -> StepResult
     return StepResult(
         input={"indicators": list(frames), "bars": len(bars.frame())},
         output={"latest": latest, "count": count},
-        value=Indicators(bars, latest, frames),
+        value=Indicators(bars, latest, run.env, frames),
     )
 
 
-def _num(value):
-
+def _num(value: Any) -> float | None:
     if value is None:
         return None
     number = float(value)
@@ -549,13 +327,10 @@ def _num(value):
 def generate_charts(run: Run, strategy: Strategy, bars: Bars, indicators: Indicators) -> StepResult:
 
     charts = []
-    if run.context is not None and (not run.context.render_charts or run.context.anonymise):
-        # A replay may run without charts (they cost time, and the rules analyst reads none); an anonymised one
-        # sends none because a chart's axis carries the dates.
-        reason = "anonymised: no charts" if run.context.anonymise else "charts off for this replay"
+    if run.env.charts_off:
         return StepResult(
             input={"symbol": strategy.symbol.symbol, "timeframes": list(bars.window["series"])},
-            output={"charts": [], "chart_count": 0, "chart_keys": [], "note": reason},
+            output={"charts": [], "chart_count": 0, "chart_keys": [], "note": run.env.charts_off},
             value=[],
         )
     prefix = f"charts/{strategy.pk}/{run.execution.pk}"
@@ -564,8 +339,7 @@ def generate_charts(run: Run, strategy: Strategy, bars: Bars, indicators: Indica
     for bar_size in bars.window["series"]:
         # The strategy's own bars reuse the computed indicators; the weekly chart computes its own on weekly bars.
         drawn = indicators.frames if bar_size == strategy.bar_size else configs
-        render = run.context.chart_renderer if run.context is not None else None
-        png = (render or render_chart)(
+        png = run.env.render_chart(
             bars.frame(bar_size),
             symbol=strategy.symbol.symbol,
             bar_size=bar_size,
@@ -581,7 +355,7 @@ def generate_charts(run: Run, strategy: Strategy, bars: Bars, indicators: Indica
     )
 
 
-def _analysis_restore(run: Run, output: dict, *args):
+def _analysis_restore(run: Run, output: dict[str, Any], *args: object) -> Analysis:
 
     version_id = output.get("prompt_version_id")
     return Analysis(
@@ -595,25 +369,30 @@ def _analysis_restore(run: Run, output: dict, *args):
 
 
 @step("llm_analysis", restore=_analysis_restore)
-def llm_analysis(run: Run, strategy: Strategy, bars: Bars, indicators: Indicators, charts: list[dict]) -> StepResult:
+def llm_analysis(
+    run: Run, strategy: Strategy, bars: Bars, indicators: Indicators, charts: list[dict[str, Any]]
+) -> StepResult:
 
-    held = run.context.open_position if run.context is not None else None
     context = steps.build_context(
         strategy=strategy,
         bars_df=bars.frame(),
         indicators=indicators.frames,
         charts=charts,
         clock=FixedClock(bars.now),
-        position=steps.LOOK_IT_UP if held is None else held(),
+        position=run.env.open_position(strategy),
     )
-    if run.context is not None and run.context.anonymise:
-        context = anonymise_context(context)
-    llm_cache = run.context.llm_cache if run.context is not None else "use"
+    context = run.env.analyst_view(context)
     analysis = steps.analyse(
-        strategy=strategy, context=context, charts=charts, execution=run.execution, llm_cache=llm_cache
+        strategy=strategy,
+        context=context,
+        charts=charts,
+        analyst=run.env.analyst,
+        model=run.env.model,
+        execution=run.execution,
+        llm_cache=run.env.llm_cache,
     )
     answer = analysis.answer
-    version = analysis.prompt_version
+    version = cast(PromptVersion | None, analysis.prompt_version)  # the interface knows no models: signals_app.llm
     return StepResult(
         input={
             "chart_keys": [chart["key"] for chart in charts],
@@ -638,20 +417,20 @@ def llm_analysis(run: Run, strategy: Strategy, bars: Bars, indicators: Indicator
     )
 
 
-def _signal_restore(run: Run, output: dict, *args):
+def _signal_restore(run: Run, output: dict[str, Any], *args: object) -> TradingSignal:
 
-    return TradingSignal.objects.select_related("symbol").get(pk=output["signal_id"])
+    return TradingSignal.with_replays.select_related("symbol").get(pk=output["signal_id"])
 
 
 @step("parse_signal", restore=_signal_restore, atomic=True)
-def parse_signal(run: Run, strategy: Strategy, bars: Bars, analysis) -> StepResult:
+def parse_signal(run: Run, strategy: Strategy, bars: Bars, analysis: Analysis) -> StepResult:
 
     parsed = steps.parse_signal(analysis=analysis, last_close=bars.last_close, strategy=strategy)
     signal = signal_record(
         strategy=strategy,
         execution=run.execution,
         parsed=parsed,
-        prompt_version=analysis.prompt_version,
+        prompt_version=cast(PromptVersion | None, analysis.prompt_version),
         analyst=analysis.analyst,
         model=analysis.model,
         generated_at=bars.now,
@@ -664,12 +443,12 @@ def parse_signal(run: Run, strategy: Strategy, bars: Bars, analysis) -> StepResu
     )
 
 
-def _decision_restore(run: Run, output: dict, *args) -> dict:
+def _decision_restore(run: Run, output: dict[str, Any], *args: object) -> dict[str, Any]:
     return output
 
 
 @step("risk_check", restore=_decision_restore)
-def risk_check(run: Run, strategy: Strategy, signal) -> StepResult:
+def risk_check(run: Run, strategy: Strategy, signal: TradingSignal) -> StepResult:
 
     account = None
     if signal.action == "BUY" and strategy.broker_connection is not None:
@@ -685,9 +464,8 @@ def risk_check(run: Run, strategy: Strategy, signal) -> StepResult:
             account = risk.Account(
                 net_liquidation=summary.net_liquidation, buying_power=summary.buying_power, cash=summary.cash
             )
-    kill_switch = run.context.kill_switch if run.context is not None else None
     decision = risk.risk_check(
-        strategy=strategy, signal=signal, clock=_clock(run, strategy), account=account, kill_switch=kill_switch
+        strategy=strategy, signal=signal, clock=_clock(run, strategy), account=account, kill_switch=run.env.kill_switch
     )
     refused = signal.action != "HOLD" and not decision.allowed
     return StepResult(
@@ -698,25 +476,20 @@ def risk_check(run: Run, strategy: Strategy, signal) -> StepResult:
     )
 
 
-def _broker(run: Run, strategy: Strategy):
-
-    if run.context is not None:
-        return run.context.broker
-    return broker_for(
-        strategy.broker_connection,
-        clock=_clock(run, strategy),
-        bar_source=_source(run, strategy),
-        bar_size=strategy.bar_size,
-    )
+def _broker(run: Run, strategy: Strategy) -> Broker:
+    if "broker" not in run.memo:
+        run.memo["broker"] = run.env.broker(strategy)
+    broker: Broker = run.memo["broker"]
+    return broker
 
 
-def _orders_restore(run: Run, output: dict, *args) -> list:
+def _orders_restore(run: Run, output: dict[str, Any], *args: object) -> list[Order]:
 
-    return list(Order.objects.filter(pk__in=output.get("order_ids", [])).order_by("pk"))
+    return list(Order.with_replays.filter(pk__in=output.get("order_ids", [])).order_by("pk"))
 
 
 @step("place_order", restore=_orders_restore)
-def place_order(run: Run, strategy: Strategy, signal, decision: dict) -> StepResult:
+def place_order(run: Run, strategy: Strategy, signal: TradingSignal, decision: dict[str, Any]) -> StepResult:
 
     placed, note = [], ""
     try:
@@ -726,6 +499,8 @@ def place_order(run: Run, strategy: Strategy, signal, decision: dict) -> StepRes
             note = "no order: " + "; ".join(decision["refusals"])
         elif signal.action == "BUY":
             run.flush()  # the run's lineage so far is written before an order is
+            # a BUY signal has both (the parser and the signal's CheckConstraint)
+            assert signal.stop_loss is not None and signal.take_profit is not None and signal.entry_price is not None
             bracket = (
                 Bracket(stop_price=signal.stop_loss, take_profit=signal.take_profit)
                 if strategy.use_bracket_orders
@@ -746,15 +521,16 @@ def place_order(run: Run, strategy: Strategy, signal, decision: dict) -> StepRes
                 bracket=bracket,
                 source=OrderSource.STRATEGY,
                 clock=_clock(run, strategy),
-                broker=run.context.broker if run.context is not None else None,
+                broker=_broker(run, strategy),
             )
-            placed = [entry, *entry.children.order_by("pk")]
+            placed = [entry, *Order.with_replays.filter(parent=entry).order_by("pk")]
             note = f"BUY {decision['quantity']} {strategy.symbol.symbol} limit {signal.entry_price} DAY" + (
                 " with a GTC stop and target" if bracket else ""
             )
         elif signal.action == "SELL":
             run.flush()
-            position = Position.objects.get(pk=decision["exit_position_id"])
+            assert signal.entry_price is not None  # a SELL signal has its exit price (its CheckConstraint)
+            position = Position.with_replays.get(pk=decision["exit_position_id"])
             placed = [
                 position_exit_place(
                     position=position,
@@ -762,7 +538,7 @@ def place_order(run: Run, strategy: Strategy, signal, decision: dict) -> StepRes
                     signal=signal,
                     source=OrderSource.STRATEGY,
                     clock=_clock(run, strategy),
-                    broker=run.context.broker if run.context is not None else None,
+                    broker=_broker(run, strategy),
                 )
             ]
             note = (
@@ -771,7 +547,7 @@ def place_order(run: Run, strategy: Strategy, signal, decision: dict) -> StepRes
     except NotAuthenticated as exc:
         raise Skip(f"IBKR session not authenticated: {exc}", reason=SkipReason.SESSION_DOWN) from exc
     for order in placed:
-        if order.status == "REJECTED":
+        if order.status == "REJECTED" and run.env.notifies:
             transaction.on_commit(functools.partial(notify_rejection, order=order))
     return StepResult(
         input={"signal_id": signal.pk, "action": signal.action, "allowed": decision["allowed"]},
@@ -786,7 +562,7 @@ def place_order(run: Run, strategy: Strategy, signal, decision: dict) -> StepRes
     )
 
 
-def _order_summary(order) -> dict:
+def _order_summary(order: Order) -> dict[str, Any]:
     return {
         "id": order.pk,
         "client_order_id": order.client_order_id,
@@ -803,7 +579,7 @@ def _order_summary(order) -> dict:
     }
 
 
-def _complete_restore(run: Run, output: dict, *args, signal=None) -> Outcome:
+def _complete_restore(run: Run, output: dict[str, Any], *args: object, signal: TradingSignal | None = None) -> Outcome:
     return Outcome(
         execution_id=str(run.execution.pk),
         status=output["status"],
@@ -814,7 +590,7 @@ def _complete_restore(run: Run, output: dict, *args, signal=None) -> Outcome:
 
 
 @step("execution_complete", restore=_complete_restore, atomic=True)
-def execution_complete(run: Run, signal, orders: list) -> StepResult:
+def execution_complete(run: Run, signal: TradingSignal, orders: list[Order]) -> StepResult:
 
     total_ms = int((time.monotonic() - run.started) * 1000)
     execution_finish(execution=run.execution, status=ExecutionStatus.COMPLETED)
@@ -842,7 +618,7 @@ def _close_skipped(run: Run, reason: str, skip_reason: SkipReason) -> Outcome:
         status=LineageStatus.SKIPPED,
         output_data={"status": ExecutionStatus.SKIPPED, "reason": reason, "skip_reason": skip_reason},
         metadata={"strategy_id": run.execution.strategy_id},
-        duration_ms=_ms(run.started),
+        duration_ms=ms_since(run.started),
     )
     run.flush(closing=True)
     run.reported(record, read_back=False)
@@ -852,7 +628,7 @@ def _close_skipped(run: Run, reason: str, skip_reason: SkipReason) -> Outcome:
 
 def _close_failed(run: Run, step_name: str, error: BaseException) -> Outcome:
 
-    message = f"{step_name}: {_describe(error)}"
+    message = f"{step_name}: {describe(error)}"
     logger.warning("execution %s failed at %s", run.execution.pk, message)
     record = run.record(
         step_name=ERROR_STEP,
@@ -862,12 +638,12 @@ def _close_failed(run: Run, step_name: str, error: BaseException) -> Outcome:
         input_data={"strategy_id": run.execution.strategy_id, "failed_step": step_name},
         output_data={"traceback": traceback.format_exception(error)[-5:]},
         metadata={"strategy_id": run.execution.strategy_id},
-        duration_ms=_ms(run.started),
+        duration_ms=ms_since(run.started),
     )
     run.flush(closing=True)
     run.reported(record, read_back=False)
     finished = execution_finish(execution=run.execution, status=ExecutionStatus.FAILED, error=message)
-    if finished and run.context is None:  # a replay stops at a failed run and reports it: nobody is notified
+    if finished and run.env.notifies:  # a replay stops at a failed run and reports it: nobody is notified
         delivered = notify_run_failed(execution=run.execution)
         lineage_record(
             execution=run.execution,

@@ -7,6 +7,7 @@ from functools import cache
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.forms.models import ModelChoiceIterator
 from django.utils.datastructures import MultiValueDict
 
 from brokers.models import BrokerConnection
@@ -174,7 +175,7 @@ class OwnedStrategyForm(forms.ModelForm):
             ).select_related("template")
             version.empty_label = "Latest version"
         if "broker_connection" in self.fields:
-            connections = BrokerConnection.objects.filter(owner=owner, replay_of__isnull=True).order_by("kind", "name")
+            connections = BrokerConnection.objects.filter(owner=owner).order_by("kind", "name")
             field = model_choice_field(self, "broker_connection")
             field.queryset = connections
             # No connection means the IBKR gateway named by IBKR_GATEWAY_URL; with accounts of their own, the user
@@ -271,7 +272,9 @@ class StrategyEditForm(OwnedStrategyForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk and not self.is_bound:
             self.initial["indicators"] = [link.indicator_id for link in self.instance.strategy_indicators.all()]
-        self.fields["symbol"].widget = forms.Select(choices=model_choice_field(self, "symbol").choices)
+        choices = model_choice_field(self, "symbol").choices
+        assert isinstance(choices, ModelChoiceIterator)  # lazy: the queryset is read when the widget renders
+        self.fields["symbol"].widget = forms.Select(choices=choices)
 
 
 CREATE_STEPS: list[tuple[str, str, type[OwnedStrategyForm]]] = [

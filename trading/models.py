@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from brokers.models import BrokerConnection
-from core.models import DecimalDigits
+from core.models import DecimalDigits, LiveManager, ReplayMarked
 from market.models import BarSize, IndicatorConfig, MarketDataSource, Symbol
 from signals_app.models import Analyst
 from trading.querysets import ExecutionQuerySet, NotificationQuerySet, StrategyQuerySet
@@ -16,7 +16,7 @@ MONEY: DecimalDigits = {"max_digits": 18, "decimal_places": 2}
 RATIO: DecimalDigits = {"max_digits": 7, "decimal_places": 4}
 
 
-class Strategy(models.Model):
+class Strategy(ReplayMarked):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="strategies")
     name = models.CharField(max_length=100)
     symbol = models.ForeignKey(Symbol, on_delete=models.PROTECT, related_name="strategies")
@@ -63,12 +63,17 @@ class Strategy(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = StrategyQuerySet.as_manager()
+    objects = LiveManager.from_queryset(StrategyQuerySet)()
+    with_replays = StrategyQuerySet.as_manager()
 
     class Meta:
         ordering = ["owner", "name"]
         verbose_name_plural = "strategies"
         constraints = [
+            # Beat never runs a replay's copy: it has no PeriodicTask to run it by (trading.services.schedule_sync).
+            models.CheckConstraint(
+                condition=Q(is_replay=False) | Q(periodic_task__isnull=True), name="strategy_replay_copy_unscheduled"
+            ),
             models.UniqueConstraint(fields=["owner", "name"], name="strategy_name_unique_per_owner"),
             models.CheckConstraint(condition=Q(bar_size__in=BarSize.values), name="strategy_bar_size_valid"),
             models.CheckConstraint(condition=Q(analyst__in=Analyst.values), name="strategy_analyst_valid"),
@@ -132,7 +137,7 @@ class SkipReason(models.TextChoices):
     STRATEGY_ARCHIVED = "strategy_archived", "Strategy archived"
 
 
-class StrategyExecution(models.Model):
+class StrategyExecution(ReplayMarked):
     execution_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="executions")
     status = models.CharField(max_length=16, choices=ExecutionStatus.choices, default=ExecutionStatus.RUNNING)
@@ -143,7 +148,8 @@ class StrategyExecution(models.Model):
     error = models.TextField(blank=True, help_text="the failure, or why the run was skipped")
     skip_reason = models.CharField(max_length=24, choices=SkipReason.choices, blank=True, default="")
 
-    objects = ExecutionQuerySet.as_manager()
+    objects = LiveManager.from_queryset(ExecutionQuerySet)()
+    with_replays = ExecutionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at"]

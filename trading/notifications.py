@@ -37,7 +37,7 @@ def notify(
     "errors": [...], "notification_id": int | None}). A replay's runs and orders notify nobody: a replay is research
     on history, and its copy of the strategy never trades."""
     delivered: dict = {"email": False, "webhook": False, "errors": []}
-    if strategy is not None and not Strategy.objects.live().filter(pk=strategy.pk).exists():
+    if strategy is not None and not Strategy.objects.filter(pk=strategy.pk).exists():
         delivered["notification_id"] = None
         return delivered
     email = webhook = Delivery.SKIPPED

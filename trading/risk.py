@@ -149,7 +149,7 @@ def risk_check(
     if action == SignalAction.HOLD:
         return RiskDecision(action=action, allowed=False, refusals=["HOLD: nothing to do"])
 
-    position = Position.objects.for_strategy(strategy).open().filter(symbol_id=signal.symbol_id).first()
+    position = Position.with_replays.for_strategy(strategy).open().filter(symbol_id=signal.symbol_id).first()
     if action == SignalAction.SELL:
         if position is None:
             return RiskDecision(action=action, allowed=False, refusals=["SELL with no open position: nothing to sell"])
@@ -184,9 +184,9 @@ def risk_check(
             f"confidence {confidence} vs floor {strategy.min_confidence}",
         )
     )
-    open_positions = Position.objects.for_strategy(strategy).open().count()
+    open_positions = Position.with_replays.for_strategy(strategy).open().count()
     pending_entries = (
-        Order.objects.filter(strategy=strategy, side=OrderSide.BUY).entries().exclude(status__in=TERMINAL_STATUSES)
+        Order.with_replays.filter(strategy=strategy, side=OrderSide.BUY).entries().exclude(status__in=TERMINAL_STATUSES)
     ).count()  # sent or about to be: an entry in flight holds its slot
     checks.append(
         Check(
@@ -199,7 +199,7 @@ def risk_check(
     # A strategy order is dated by its signal (the market clock's time, which in playback is not the wall clock's);
     # an order without a signal (the stop watch) by when it was made. A bracket counts once: its exits are children.
     orders_today = (
-        Order.objects.filter(strategy=strategy, parent__isnull=True)
+        Order.with_replays.filter(strategy=strategy, parent__isnull=True)
         .filter(
             Q(signal__generated_at__gte=start, signal__generated_at__lt=end)
             | Q(signal__isnull=True, created_at__gte=start, created_at__lt=end)
@@ -215,7 +215,7 @@ def risk_check(
         )
     )
     realised_today = (
-        Trade.objects.filter(order__strategy=strategy, executed_at__gte=start, executed_at__lt=end).aggregate(
+        Trade.with_replays.filter(order__strategy=strategy, executed_at__gte=start, executed_at__lt=end).aggregate(
             total=Sum("realized_pnl")
         )["total"]
         or ZERO

@@ -177,8 +177,14 @@ def _indicators_set(strategy: Strategy, indicators: Iterable[IndicatorConfig], *
 # --- the schedule ----------------------------------------------------------------------------------------------
 
 
+class ReplayCopyNotScheduled(Exception):
+    """A replay runs its copy of a strategy by its own clock: beat must never run it (nor can it: a constraint)."""
+
+
 def schedule_sync(*, strategy: Strategy) -> PeriodicTask:
     """Make the strategy's PeriodicTask match it: crontab, time zone, enabled = active. Call inside a transaction."""
+    if strategy.is_replay:
+        raise ReplayCopyNotScheduled(f"strategy {strategy.pk} is a replay's copy: it has no schedule")
     fields = cron_fields(strategy.schedule_cron)
     zone = strategy.schedule_timezone or DEFAULT_TIMEZONE
     schedule = CrontabSchedule.objects.filter(timezone=zone, **fields).order_by("id").first()
@@ -249,7 +255,12 @@ def execution_start(*, strategy: Strategy, trigger: str = "schedule", dry_run: b
 def _execution_create(strategy: Strategy, execution_id, now: dt.datetime, *, trigger: str, dry_run: bool):
     """The execution the claim already names (the claim's foreign key is checked at COMMIT)."""
     execution = StrategyExecution.objects.create(
-        execution_id=execution_id, strategy=strategy, trigger=trigger, dry_run=dry_run, started_at=now
+        execution_id=execution_id,
+        strategy=strategy,
+        is_replay=strategy.is_replay,
+        trigger=trigger,
+        dry_run=dry_run,
+        started_at=now,
     )
     if trigger != REPLAY_TRIGGER:  # a replay's copy of a strategy has no schedule to keep
         zone = strategy.schedule_timezone or DEFAULT_TIMEZONE
@@ -289,7 +300,7 @@ RUN_EXPIRES_SECONDS = 600  # a run task not picked up within 10 minutes is dropp
 def strategy_run_enqueue(execution_id: str, queue: str | None = None) -> None:
     """Send the run task for a created execution: to `queue`, else where a run starts (executor.first_queue)."""
     queue = queue or first_queue()
-    options = {"expires": RUN_EXPIRES_SECONDS}
+    options: dict[str, int | str] = {"expires": RUN_EXPIRES_SECONDS}
     if queue:
         options["queue"] = queue
     # By its registered name: the task module imports this one.
@@ -311,7 +322,7 @@ def _execution_abandon(execution_id, now: dt.datetime) -> None:
     """A run whose claim lapsed while it was still RUNNING stopped without finishing (its worker died and the task
     was not delivered again): it is closed as FAILED, with an `execution_error` record saying so."""
     message = "abandoned: the run stopped without finishing and its claim on the strategy lapsed"
-    abandoned = StrategyExecution.objects.filter(pk=execution_id, status=ExecutionStatus.RUNNING)
+    abandoned = StrategyExecution.with_replays.filter(pk=execution_id, status=ExecutionStatus.RUNNING)
     for execution in abandoned:
         lineage_record(
             execution=execution,
@@ -347,7 +358,7 @@ def _claim_is_live(claim: StrategyClaim, now: dt.datetime) -> bool:
     # sees the execution a racing caller committed while we waited (a join in the locking query would not).
     if claim.execution_id is None or claim.expires_at <= now:
         return False
-    status = StrategyExecution.objects.filter(pk=claim.execution_id).values_list("status", flat=True).first()
+    status = StrategyExecution.with_replays.filter(pk=claim.execution_id).values_list("status", flat=True).first()
     return status == ExecutionStatus.RUNNING
 
 
@@ -364,7 +375,7 @@ def execution_finish(*, execution: StrategyExecution, status: str, error: str = 
     now = timezone.now()
     # Inside a caller's transaction (the execution_complete step) a failure fails that transaction: no savepoint.
     with transaction.atomic(savepoint=False):
-        changed = StrategyExecution.objects.filter(pk=execution.pk, status=ExecutionStatus.RUNNING).update(
+        changed = StrategyExecution.with_replays.filter(pk=execution.pk, status=ExecutionStatus.RUNNING).update(
             status=status, error=error[:10_000], skip_reason=skip_reason, finished_at=max(now, execution.started_at)
         )
         execution_claim_release(execution=execution)

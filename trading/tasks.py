@@ -36,8 +36,10 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="trading.strategy_due", ignore_result=True)
 def strategy_due(strategy_id: int, trigger: str = "schedule") -> str | None:
-    strategy = Strategy.objects.filter(pk=strategy_id).first()
+    strategy = Strategy.objects.filter(pk=strategy_id).first()  # the default manager: never a replay's copy
     if strategy is None:
+        if Strategy.with_replays.filter(pk=strategy_id, is_replay=True).exists():
+            logger.error("beat triggered strategy %s, a replay's copy: refused", strategy_id)
         return None
     try:
         with transaction.atomic():
@@ -74,7 +76,6 @@ def orders_track() -> int:
     """One poll across all strategies: one task per account that has orders still working or unsettled."""
     connection_ids = list(
         BrokerConnection.objects.filter(orders__status__in=[*OPEN_STATUSES, "SUBMITTING"])
-        .filter(replay_of__isnull=True)  # a replay tracks its own account by its own clock (replays.services)
         .values_list("pk", flat=True)
         .distinct()
     )

@@ -16,10 +16,17 @@ def live_strategy(owner):
 
 @pytest.fixture
 def replay_strategy(owner, live_strategy):
-    """The replay's own copy of the live strategy: marked by the Replay that points at it (Strategy.replay_of)."""
+    """The replay's own copy of the live strategy, marked as replays.services marks it, on a simulated account of its
+    own, and the Replay that points at it (Strategy.replay_of)."""
     from replays.models import Replay
 
-    shadow = StrategyFactory(owner=owner, name="Replay copy of Live swing", symbol=live_strategy.symbol)
+    shadow = StrategyFactory(
+        owner=owner,
+        name="Replay copy of Live swing",
+        symbol=live_strategy.symbol,
+        is_replay=True,
+        broker_connection__is_replay=True,
+    )
     Replay.objects.create(
         owner=owner,
         strategy=live_strategy,

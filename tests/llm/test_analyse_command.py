@@ -21,6 +21,9 @@ STEPS = [
     "generate_charts",
     "llm_analysis",
     "parse_signal",
+    "risk_check",
+    "place_order",
+    "execution_complete",
 ]
 
 
@@ -39,12 +42,15 @@ def test_rules_run_records_every_step_as_a_dry_run_and_places_nothing(make_strat
     assert (execution.dry_run, execution.status, execution.trigger) == (True, "COMPLETED", "command")
     records = list(LineageRecord.objects.for_execution(execution.pk))
     assert [r.step_name for r in records] == list(STEPS)
-    assert [r.step_number for r in records] == [1, 2, 3, 4, 5, 6]
+    assert [r.step_number for r in records] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert all(r.status == "success" for r in records)
+    assert records[7].output_data["note"] == "dry run: nothing placed"
     charts = records[3].output_data["charts"]
     assert charts[0]["width"] * charts[0]["height"] / 750 <= 1600
     assert records[5].output_data["action"] == "BUY"
-    assert not Order.objects.exists() and not TradingSignal.objects.exists() and not LLMCall.objects.exists()
+    # the executor's dry run: the signal is kept under the dry-run execution, and no order is placed
+    assert TradingSignal.objects.get().execution == execution
+    assert not Order.objects.exists() and not LLMCall.objects.exists()
     assert "Signal: BUY  entry" in output and "stop" in output and "target" in output
     assert "Tokens: none (offline rules)" in output and "Cost: $0.000000" in output
 
@@ -83,8 +89,8 @@ def test_cache_only_miss_fails_the_llm_step_with_the_reason(make_strategy, setti
 
     execution = StrategyExecution.objects.get()
     assert execution.status == "FAILED" and "no stored answer" in execution.error
-    failed = LineageRecord.objects.get(execution=execution, status="error")
-    assert failed.step_name == "llm_analysis"
+    failed = LineageRecord.objects.filter(execution=execution, status="error").order_by("step_number")
+    assert [record.step_name for record in failed] == ["llm_analysis", "execution_error"]
 
 
 def test_strategy_without_bars_fails_at_fetch_market_data(make_strategy):
@@ -93,7 +99,8 @@ def test_strategy_without_bars_fails_at_fetch_market_data(make_strategy):
     with pytest.raises(CommandError, match="no 1d bars"):
         analyse(str(strategy.pk))
 
-    assert LineageRecord.objects.get(status="error").step_name == "fetch_market_data"
+    failed = LineageRecord.objects.filter(status="error").order_by("step_number")
+    assert [record.step_name for record in failed] == ["fetch_market_data", "execution_error"]
 
 
 def test_unknown_strategy_is_a_clear_error(db):

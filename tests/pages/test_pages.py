@@ -486,10 +486,13 @@ def test_logs_never_show_another_users_notifications(owner_client, world, other_
 @pytest.mark.parametrize("url", ["/", "/strategies/", "/signals/", "/orders/", "/lineage/", "/logs/", "/charts/"])
 def test_replay_runs_do_not_flood_the_live_pages(url, owner, owner_client, world):
     from replays.models import Replay
-    from tests.factories import NotificationFactory, StrategyFactory, TradingSignalFactory
+    from tests.factories import StrategyFactory, TradingSignalFactory
 
-    # given a replay's own copy of a strategy, with a run, a signal and an order of its own
-    shadow = StrategyFactory(owner=owner, name="Replay copy of swing", symbol=world.symbol)
+    # given a replay's own copy of a strategy, with a run, a signal and an order of its own (never a notification:
+    # trading.notifications refuses a replay's runs)
+    shadow = StrategyFactory(
+        owner=owner, name="Replay copy of swing", symbol=world.symbol, is_replay=True, broker_connection__is_replay=True
+    )
     Replay.objects.create(
         owner=owner,
         strategy=world.strategy,
@@ -503,7 +506,6 @@ def test_replay_runs_do_not_flood_the_live_pages(url, owner, owner_client, world
     run = StrategyExecutionFactory(strategy=shadow, finished=True, trigger="replay", error="Replay copy of swing")
     TradingSignalFactory(strategy=shadow, execution=run, reasoning="Replay copy of swing")
     OrderFactory(owner=owner, strategy=shadow, symbol=world.symbol, status_reason="Replay copy of swing")
-    NotificationFactory(execution=run, subject="Replay copy of swing")
     # when the owner opens a live page, then nothing of the replay shows
     assert "Replay copy of swing" not in owner_client.get(url).content.decode()
 

@@ -133,14 +133,14 @@ def test_prune_command_deletes_old_replay_lineage_and_then_old_replays(rules_str
     from lineage.models import LineageRecord
 
     replay = _finished(rules_strategy, end=dt.date(2010, 1, 8))
-    assert LineageRecord.objects.of_replays().count() == 9 * replay.steps_total
+    assert LineageRecord.with_replays.of_replays().count() == 9 * replay.steps_total
 
     young = io.StringIO()
     call_command("prune_replays", "--older-than", "1", stdout=young)
     assert "Deleted 0 lineage records" in young.getvalue()
 
     call_command("prune_replays", "--older-than", "0", stdout=io.StringIO())
-    assert not LineageRecord.objects.of_replays().exists() and Replay.objects.filter(pk=replay.pk).exists()
+    assert not LineageRecord.with_replays.of_replays().exists() and Replay.objects.filter(pk=replay.pk).exists()
 
     call_command("prune_replays", "--older-than", "0", "--delete", stdout=io.StringIO())
     assert not Replay.objects.exists()

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from brokers.models import BrokerConnection
 from lineage.models import LineageRecord
 from market.models import Bar, BarSize
-from orders.models import Order
+from orders.models import Order, Trade
 from portfolio.models import Position
 from replays.models import ReplayStatus
 from replays.services import replay_create, replay_delete, replay_lineage_prune, replay_run
@@ -152,14 +152,19 @@ def test_replay_rows_are_marked_and_live_querysets_leave_them_out(rules_strategy
     replay = _replay(rules_strategy, dt.date(2010, 1, 4), dt.date(2010, 2, 12), render_charts=False)
     shadow = replay.shadow_strategy
 
-    assert shadow.replay_of == replay and shadow.periodic_task is None
-    assert StrategyExecution.objects.filter(strategy=shadow, trigger="replay").count() == replay.steps_total
-    assert Order.objects.filter(strategy=shadow).exists() and Position.objects.filter(strategy=shadow).exists()
-    assert list(Strategy.objects.live()) == [rules_strategy]
-    assert not StrategyExecution.objects.live().exists()
-    assert not Position.objects.live().exists()
-    assert not LineageRecord.objects.live().exists() and LineageRecord.objects.of_replays().exists()
-    assert not TradingSignal.objects.filter(strategy__replay_of__isnull=True).exists()
+    assert shadow.replay_of == replay and shadow.is_replay and shadow.periodic_task is None
+    assert replay.broker_connection.is_replay
+    assert StrategyExecution.with_replays.filter(strategy=shadow, trigger="replay").count() == replay.steps_total
+    assert (
+        Order.with_replays.filter(strategy=shadow).exists() and Position.with_replays.filter(strategy=shadow).exists()
+    )
+    assert list(Strategy.objects.all()) == [rules_strategy]
+    assert not StrategyExecution.objects.exists()
+    assert not Position.objects.exists()
+    assert not LineageRecord.objects.exists() and LineageRecord.with_replays.of_replays().exists()
+    assert not BrokerConnection.objects.filter(pk=replay.broker_connection_id).exists()
+    assert not Order.objects.exists() and not Trade.objects.exists()
+    assert not TradingSignal.objects.exists() and TradingSignal.with_replays.filter(strategy=shadow).exists()
 
 
 def test_pruning_deletes_replay_lineage_and_keeps_the_report(rules_strategy):
@@ -168,7 +173,7 @@ def test_pruning_deletes_replay_lineage_and_keeps_the_report(rules_strategy):
     deleted = replay_lineage_prune(older_than=dt.timedelta(0))
 
     assert deleted == 9 * replay.steps_total
-    assert not LineageRecord.objects.of_replays().exists()
+    assert not LineageRecord.with_replays.of_replays().exists()
     replay.refresh_from_db()
     assert replay.lineage_pruned_at is not None and replay.report["columns"]["replay"]["end_equity"] > 0
 
@@ -179,11 +184,11 @@ def test_deleting_a_replay_removes_everything_it_made(rules_strategy):
 
     replay_delete(replay=replay)
 
-    assert not Strategy.objects.filter(pk=shadow_id).exists()
-    assert not BrokerConnection.objects.filter(pk=connection_id).exists()
-    assert not Order.objects.filter(strategy_id=shadow_id).exists()
-    assert not Order.objects.filter(strategy__isnull=True).exists()
-    assert not Position.objects.filter(strategy__isnull=True).exists()
+    assert not Strategy.with_replays.filter(pk=shadow_id).exists()
+    assert not BrokerConnection.with_replays.filter(pk=connection_id).exists()
+    assert not Order.with_replays.filter(strategy_id=shadow_id).exists()
+    assert not Order.with_replays.filter(strategy__isnull=True).exists()
+    assert not Position.with_replays.filter(strategy__isnull=True).exists()
     assert Strategy.objects.filter(pk=rules_strategy.pk).exists()
 
 
@@ -259,7 +264,7 @@ def test_live_order_tracking_leaves_a_replays_working_order_alone(rules_strategy
     from trading.tasks import orders_track
 
     replay = _replay(rules_strategy, dt.date(2010, 1, 4), dt.date(2010, 1, 4), render_charts=False)
-    order = Order.objects.get(strategy=replay.shadow_strategy)
+    order = Order.with_replays.get(strategy=replay.shadow_strategy)
     assert order.is_open
 
     # when the live poller runs on the wall clock (whose stored bars would fill it at once)
@@ -268,7 +273,7 @@ def test_live_order_tracking_leaves_a_replays_working_order_alone(rules_strategy
     # then the replay's account was not polled and its order is as the replay left it
     order.refresh_from_db()
     assert tracked == 0 and order.is_open and not order.trades.exists()
-    assert not Order.objects.live().exists()
+    assert not Order.objects.exists()
 
 
 def test_scheduled_snapshots_and_reconciliation_leave_a_replays_simulated_account_alone(rules_strategy):
@@ -291,16 +296,16 @@ def test_live_stop_watch_leaves_a_replays_position_alone(rules_strategy):
     from portfolio.services import stops_watch
 
     replay = _replay(rules_strategy, dt.date(2010, 1, 4), dt.date(2010, 1, 5), render_charts=False)
-    position = Position.objects.filter(strategy=replay.shadow_strategy).open().get()
+    position = Position.with_replays.filter(strategy=replay.shadow_strategy).open().get()
     assert position.take_profit is not None
-    orders_before = list(Order.objects.filter(strategy=replay.shadow_strategy).values_list("pk", "status"))
+    orders_before = list(Order.with_replays.filter(strategy=replay.shadow_strategy).values_list("pk", "status"))
 
     # when the live stop/target watch runs
     exits = stops_watch()
 
     # then it placed no exit for the replay's position
     assert exits == []
-    assert list(Order.objects.filter(strategy=replay.shadow_strategy).values_list("pk", "status")) == orders_before
+    assert list(Order.with_replays.filter(strategy=replay.shadow_strategy).values_list("pk", "status")) == orders_before
 
 
 def test_the_owners_live_portfolio_does_not_count_a_replays_account(rules_strategy):
@@ -375,7 +380,7 @@ def test_prompt_version_option_replays_that_version_of_the_strategys_prompt(rule
     assert replay.prompt_version == first
     assert [stub_anthropic.prompt(b).split(":")[0] for b in stub_anthropic.requests] == ["First take on SPY"] * 2
     assert set(
-        TradingSignal.objects.filter(strategy=replay.shadow_strategy).values_list("prompt_version", flat=True)
+        TradingSignal.with_replays.filter(strategy=replay.shadow_strategy).values_list("prompt_version", flat=True)
     ) == {first.pk}
 
 
@@ -403,7 +408,7 @@ def test_a_replays_simulated_account_cannot_be_picked_for_manual_orders_or_strat
         content_type="application/json",
     )
     assert response.status_code == 400 and "broker_connection" in response.json()
-    assert not Order.objects.live().exists()
+    assert not Order.objects.exists()
 
 
 def test_a_replay_exits_a_position_at_the_first_close_through_its_stop_as_the_live_watch_does(rules_strategy):
@@ -417,7 +422,7 @@ def test_a_replay_exits_a_position_at_the_first_close_through_its_stop_as_the_li
 
     # then the watch sold at the first close at or below the stop, as the live watch would have seen it then
     assert replay.status == ReplayStatus.COMPLETED
-    [exit_order] = Order.objects.filter(strategy=replay.shadow_strategy, source=OrderSource.STOP_WATCH)
+    [exit_order] = Order.with_replays.filter(strategy=replay.shadow_strategy, source=OrderSource.STOP_WATCH)
     position = exit_order.position
     steps = list(replay.steps.order_by("index"))
     held = [step for step in steps if step.position_quantity > 0]

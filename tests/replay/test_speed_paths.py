@@ -172,7 +172,7 @@ def test_a_chart_worker_that_dies_costs_the_step_nothing_but_time(spy, spy_frame
 def _lineage_by_execution(replay) -> dict[str, list[tuple[int, str, str]]]:
     from lineage.models import LineageRecord
 
-    records = LineageRecord.objects.filter(execution__strategy=replay.shadow_strategy).order_by("step_number")
+    records = LineageRecord.with_replays.filter(execution__strategy=replay.shadow_strategy).order_by("step_number")
     lineage: dict[str, list[tuple[int, str, str]]] = {}
     for execution_id, number, name, status in records.values_list("execution_id", "step_number", "step_name", "status"):
         lineage.setdefault(str(execution_id), []).append((number, name, status))
@@ -194,7 +194,7 @@ def test_a_replay_step_writes_its_nine_lineage_records_with_its_writes_not_one_i
         assert {status for *_, status in records} <= {"success", "skipped"}
     # written a few at a time: with the signal, before an order is sent, and with the close
     inserts = [q for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "lineage_lineagerecord"')]
-    orders = Order.objects.filter(strategy=replay.shadow_strategy).values("signal_id").distinct().count()
+    orders = Order.with_replays.filter(strategy=replay.shadow_strategy).values("signal_id").distinct().count()
     assert len(inserts) <= 2 * replay.steps_done + orders
     # and the replay's progress is written at most once a second (19 daily steps take well under 19 seconds)
     progress_write = 'UPDATE "replays_replay" SET "heartbeat_at"'
@@ -227,7 +227,7 @@ def test_a_replay_step_whose_signal_write_fails_still_records_every_step_before_
 
     def refused_signal(**fields):
         signal = real_record(**fields)
-        TradingSignal.objects.filter(pk=signal.pk).update(**breakage)
+        TradingSignal.with_replays.filter(pk=signal.pk).update(**breakage)
         return signal
 
     monkeypatch.setattr(executor, "signal_record", refused_signal)
@@ -245,11 +245,11 @@ def test_a_replay_step_whose_signal_write_fails_still_records_every_step_before_
     # then the replay stopped there with one failed run, no signal and no order, and the lineage holds the five
     # steps before it, the failed step with the database's reason, and the error that closed the run
     assert replay.status == "FAILED" and replay.steps_done == 1
-    assert StrategyExecution.objects.filter(strategy=replay.shadow_strategy).count() == 1
-    assert not TradingSignal.objects.filter(strategy=replay.shadow_strategy).exists()
-    assert not Order.objects.filter(strategy=replay.shadow_strategy).exists()
+    assert StrategyExecution.with_replays.filter(strategy=replay.shadow_strategy).count() == 1
+    assert not TradingSignal.with_replays.filter(strategy=replay.shadow_strategy).exists()
+    assert not Order.with_replays.filter(strategy=replay.shadow_strategy).exists()
     [records] = _lineage_by_execution(replay).values()
     assert [name for _, name, _ in records] == [*ANALYSIS_STEPS, "execution_error"]
     assert [status for *_, status in records] == ["success"] * 5 + ["error", "error"]
-    failed = LineageRecord.objects.get(execution__strategy=replay.shadow_strategy, step_name="parse_signal")
+    failed = LineageRecord.with_replays.get(execution__strategy=replay.shadow_strategy, step_name="parse_signal")
     assert reason in failed.error and "IntegrityError" in failed.error

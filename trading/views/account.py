@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from rest_framework.authtoken.models import Token
@@ -17,7 +20,8 @@ from trading import forms
 
 @login_required
 def settings_view(request: HttpRequest) -> HttpResponse:
-    profile = profile_for_user(request.user)
+    user = cast(User, request.user)  # login_required: a User
+    profile = profile_for_user(user)
     tz_form = forms.TimeZoneForm(
         request.POST if request.POST.get("action") == "time_zone" else None, initial={"time_zone": profile.time_zone}
     )
@@ -29,12 +33,12 @@ def settings_view(request: HttpRequest) -> HttpResponse:
         return redirect("settings")
     new_key = None
     if request.POST.get("action") == "token_create":
-        Token.objects.filter(user=request.user).delete()
-        new_key = Token.objects.create(user=request.user).key
+        Token.objects.filter(user=user).delete()
+        new_key = Token.objects.create(user=user).key
     elif request.POST.get("action") == "token_revoke":
-        Token.objects.filter(user=request.user).delete()
+        Token.objects.filter(user=user).delete()
         messages.success(request, "API token revoked.")
         return redirect("settings")
-    token = Token.objects.filter(user=request.user).first()
+    token = Token.objects.filter(user=user).first()
     context = {"tz_form": tz_form, "token": token, "new_key": new_key, "profile": profile}
     return render_page(request, "trading/settings.html", context, partial="tokens")

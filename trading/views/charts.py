@@ -25,7 +25,6 @@ def chart_list(request: HttpRequest) -> HttpResponse:
     user = request.user
     steps = (
         LineageRecord.objects.for_owner(user)
-        .live()
         .filter(step_name=CHART_STEP, status="success")
         .select_related("execution__strategy__symbol")
         .defer("input_data", "metadata")
@@ -42,14 +41,14 @@ def chart_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "runs": runs,
         "strategy": strategy,
-        "strategies": Strategy.objects.for_owner(user).live().only("id", "name").order_by("name"),
+        "strategies": Strategy.objects.for_owner(user).only("id", "name").order_by("name"),
     }
     return render_page(request, "market/charts.html", context, partial="chart-runs")
 
 
 @login_required
 @require_GET
-def chart_image(request: HttpRequest, execution_id, index: int) -> HttpResponse:
+def chart_image(request: HttpRequest, execution_id, index: int) -> FileResponse:
     """One stored chart of one of the user's runs, streamed from storage (local files or S3) after the owner check."""
     step = get_chart_step_for_user(request.user, execution_id)
     entries = chart_entries(step.output_data)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from brokers.models import BrokerConnection
-from core.pages import render_page
+from core.pages import HtmxHttpRequest, render_page
 from trading import forms
 
 # --- IBKR connections ---------------------------------------------------------------------------------------------
@@ -29,9 +32,7 @@ def gateway_login_url(connection: BrokerConnection) -> str:
 @login_required
 def ibkr(request: HttpRequest) -> HttpResponse:
     connections = list(
-        BrokerConnection.objects.filter(owner=request.user, replay_of__isnull=True).annotate(
-            strategy_count=Count("strategies")
-        )
+        BrokerConnection.objects.filter(owner=cast(User, request.user)).annotate(strategy_count=Count("strategies"))
     )
     rows = [
         {"connection": c, "form": forms.AllowedQuestionsForm(instance=c), "login_url": gateway_login_url(c)}
@@ -42,7 +43,7 @@ def ibkr(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def ibkr_questions(request: HttpRequest, connection_id: int) -> HttpResponse:
+def ibkr_questions(request: HtmxHttpRequest, connection_id: int) -> HttpResponse:
     connection = get_connection_for_user(request.user, connection_id)
     form = forms.AllowedQuestionsForm(request.POST, instance=connection)
     if form.is_valid():

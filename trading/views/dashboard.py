@@ -2,72 +2,45 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import DecimalField, ExpressionWrapper, F
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
-from brokers.models import BrokerConnection
 from core.pages import render_page
-from orders.models import Order
-from portfolio.models import PortfolioSnapshot, Position
-from portfolio.services import portfolio_valuation
 from trading import services
 from trading.models import ExecutionStatus, Strategy
-from trading.selectors import STRATEGY_ROW_FIELDS, recent_signals, strategies_with_last_run
-
-POSITION_ROW_FIELDS = (
-    "quantity",
-    "average_cost",
-    "stop_loss",
-    "take_profit",
-    "symbol__symbol",
-    "strategy__name",
-    "cost_basis",
+from trading.selectors import (
+    STRATEGY_ROW_FIELDS,
+    broker_cards,
+    latest_snapshot,
+    open_order_count,
+    open_position_rows,
+    recent_signals,
+    strategies_with_last_run,
 )
-
-# What the dashboard's broker card shows: the name, the kind, and what `can_trade` reads.
-CONNECTION_SUMMARY_FIELDS = ("name", "kind", "authenticated", "connected", "competing")
 
 
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    snapshot = PortfolioSnapshot.objects.filter(owner=user).order_by("-taken_at").first()
-    if snapshot is None:  # before the first scheduled snapshot: value the portfolio now instead
-        valuation = portfolio_valuation(owner=user)
-        snapshot = PortfolioSnapshot(
-            owner=user,
-            cash=valuation.cash,
-            positions_value=valuation.positions_value,
-            total_value=valuation.total_value,
-            realized_pnl=valuation.realized_pnl,
-            unrealized_pnl=valuation.unrealized_pnl,
-            taken_at=valuation.at,
-        )
+    user = cast(User, request.user)  # login_required: a User
     # Plain value rows for the tables (model instances and their related ones cost more to build than the queries).
     strategies = list(
         strategies_with_last_run(user).values("id", "last_status", "last_execution_id", *STRATEGY_ROW_FIELDS)
     )
     context = {
-        "snapshot": snapshot,
-        "positions": list(
-            Position.objects.for_owner(user)
-            .live()
-            .open()
-            .annotate(cost_basis=ExpressionWrapper(F("quantity") * F("average_cost"), output_field=DecimalField()))
-            .values(*POSITION_ROW_FIELDS)[:20]
-        ),
+        "snapshot": latest_snapshot(user),
+        "positions": open_position_rows(user, limit=20),
         "strategies": strategies,
         "signals": recent_signals(user, strategies, limit=8),
-        "connections": list(
-            BrokerConnection.objects.filter(owner=user, replay_of__isnull=True).only(*CONNECTION_SUMMARY_FIELDS)
-        ),
-        "open_orders": Order.objects.for_owner(user).live().open().count(),
+        "connections": broker_cards(user),
+        "open_orders": open_order_count(user),
         "global_kill_switch": settings.TRADING_KILL_SWITCH,
         "killed": sum(1 for s in strategies if s["kill_switch"]),
         "running": any(s["last_status"] == ExecutionStatus.RUNNING for s in strategies),

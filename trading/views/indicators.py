@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
-from core.pages import render_page
+from core.pages import HtmxHttpRequest, render_page
 from market.indicators import describe_registry
 from market.models import IndicatorConfig
 from trading import forms
@@ -19,18 +22,19 @@ from trading.views.owned import get_indicator_for_user
 
 
 @login_required
-def indicator_list(request: HttpRequest) -> HttpResponse:
-    form = forms.IndicatorConfigForm(request.POST or None, owner=request.user)
+def indicator_list(request: HtmxHttpRequest) -> HttpResponse:
+    user = cast(User, request.user)  # login_required: a User
+    form = forms.IndicatorConfigForm(request.POST or None, owner=user)
     if request.method == "POST" and form.is_valid():
         config = form.save(commit=False)
-        config.owner = request.user
+        config.owner = user
         config.save()
         messages.success(request, f"Saved {config.name}.")
         if request.htmx:
-            form = forms.IndicatorConfigForm(owner=request.user)
+            form = forms.IndicatorConfigForm(owner=user)
         else:
             return redirect("indicator_list")
-    configs = IndicatorConfig.objects.filter(owner=request.user).annotate(strategy_count=Count("strategy_links"))
+    configs = IndicatorConfig.objects.filter(owner=user).annotate(strategy_count=Count("strategy_links"))
     context = {"form": form, "configs": configs, "registry": describe_registry()}
     return render_page(request, "trading/indicators.html", context, partial="indicator-panel")
 

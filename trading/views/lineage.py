@@ -108,19 +108,17 @@ def lineage(request: HttpRequest) -> HttpResponse:
             Strategy.objects.for_owner(user).select_related("symbol"), pk=wanted if wanted.isdigit() else 0
         )
 
-    executions = (
+    recent = (
         StrategyExecution.objects.for_owner(user)
         .select_related("strategy")
         .only("started_at", "status", "strategy__name")  # what the selector shows
         .recent()
     )
-    executions = list(
-        executions.filter(strategy=strategy)[:RECENT_EXECUTIONS] if strategy else executions.live()[:RECENT_EXECUTIONS]
-    )
+    executions = list(recent.filter(strategy=strategy)[:RECENT_EXECUTIONS] if strategy else recent[:RECENT_EXECUTIONS])
     if execution is None and executions:  # the selector shows the latest run first: so does the page
         execution = get_execution_for_user(user, executions[0].pk)
     context = {
-        "strategies": Strategy.objects.for_owner(user).live().only("id", "name").order_by("name"),
+        "strategies": Strategy.objects.for_owner(user).only("id", "name").order_by("name"),
         "strategy": strategy,
         "executions": executions,
         "execution": execution,

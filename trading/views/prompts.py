@@ -77,7 +77,7 @@ def prompt_detail(request: HttpRequest, template_id: int) -> HttpResponse:
         "form": form,
         "editable": editable,
         "variables": CONTEXT_VARIABLES,
-        "strategies": Strategy.objects.for_owner(request.user).live().only("id", "name").order_by("name"),
+        "strategies": Strategy.objects.for_owner(request.user).only("id", "name").order_by("name"),
     }
     return render_page(request, "signals_app/prompt_detail.html", context, partial="version-form")
 

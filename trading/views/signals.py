@@ -42,8 +42,8 @@ SIGNAL_ROW_FIELDS = (
 
 def filtered_signals(user, params) -> tuple[SignalFilterForm, object, list, list[int]]:
     """The filter form, the filtered signals (not yet scoped to strategies), and the user's live strategies."""
-    strategies = list(Strategy.objects.for_owner(user).live().only("id", "name").order_by("name"))
-    form = SignalFilterForm(params or None, strategies=Strategy.objects.for_owner(user).live())
+    strategies = list(Strategy.objects.for_owner(user).only("id", "name").order_by("name"))
+    form = SignalFilterForm(params or None, strategies=Strategy.objects.for_owner(user))
     signals = TradingSignal.objects.all()
     scope = [strategy.pk for strategy in strategies]
     if form.is_valid():

@@ -3,8 +3,11 @@ prompt, schedule, risk). Writes go through `trading.services`."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
@@ -12,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from core.pages import paginate, redirect_to, render_page
+from core.pages import HtmxHttpRequest, paginate, redirect_to, render_page
 from market.models import Symbol
 from market.symbol_search import symbols_matching
 from trading import forms, services
@@ -29,7 +32,9 @@ DRAFT_SESSION_KEY = "strategy_draft"
 @login_required
 @require_GET
 def strategy_list(request: HttpRequest) -> HttpResponse:
-    return render_page(request, "trading/strategy_list.html", {"strategies": strategies_with_last_run(request.user)})
+    return render_page(
+        request, "trading/strategy_list.html", {"strategies": strategies_with_last_run(cast(User, request.user))}
+    )
 
 
 @login_required
@@ -145,7 +150,7 @@ def _saved_step_data(request: HttpRequest, step: str):
 
 
 @login_required
-def strategy_create(request: HttpRequest, step: str = "symbol") -> HttpResponse:
+def strategy_create(request: HtmxHttpRequest, step: str = "symbol") -> HttpResponse:
     if step not in STEP_NAMES:
         raise Http404("no such step")
     index = STEP_NAMES.index(step)
@@ -188,7 +193,7 @@ def strategy_create(request: HttpRequest, step: str = "symbol") -> HttpResponse:
     return render_page(request, "trading/strategy_create.html", context, partial="wizard")
 
 
-def _redirect_step(request: HttpRequest, step: str) -> HttpResponse:
+def _redirect_step(request: HtmxHttpRequest, step: str) -> HttpResponse:
     url = reverse("strategy_create_step", args=[step])
     if request.htmx:
         # Render the next step in place and keep the address bar honest.
@@ -198,10 +203,9 @@ def _redirect_step(request: HttpRequest, step: str) -> HttpResponse:
     return redirect(url)
 
 
-def _as_get(request: HttpRequest) -> HttpRequest:
+def _as_get(request: HtmxHttpRequest) -> HtmxHttpRequest:
     request.method = "GET"
-    request.POST = request.POST.copy()
-    request.POST.clear()
+    request.POST = QueryDict()  # empty: a GET has no form data
     return request
 
 

@@ -64,7 +64,7 @@ def symbol_search(request: HttpRequest) -> HttpResponse:
 @login_required
 def symbol_detail(request: HttpRequest, symbol_id: int) -> HttpResponse:
     symbol = get_symbol(symbol_id)
-    strategies = Strategy.objects.for_owner(request.user).live().select_related("symbol").order_by("name")
+    strategies = Strategy.objects.for_owner(request.user).select_related("symbol").order_by("name")
     if request.method == "POST":
         strategy = get_object_or_404(strategies, pk=request.POST.get("strategy"))
         try:

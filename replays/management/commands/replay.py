@@ -138,11 +138,12 @@ class Command(BaseCommand):
         return show
 
     def _print_report(self, replay: Replay, elapsed: float) -> None:
-        label = {
+        labels: dict[str, str] = {
             ReplayStatus.COMPLETED: "completed",
             ReplayStatus.BUDGET_STOPPED: f"STOPPED by the budget of ${replay.budget_usd}",
             ReplayStatus.FAILED: "FAILED",
-        }.get(replay.status, replay.status)
+        }
+        label = labels.get(replay.status, replay.status)
         self.stdout.write(
             f"Replay {replay.pk} {label}: {replay.steps_done}/{replay.steps_total} steps in {elapsed:.1f} s "
             f"({replay.steps_done / max(elapsed, 1e-9):.1f} steps/s)"
