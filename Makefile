@@ -80,8 +80,16 @@ chromium:
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# The SQLite lane: what `make run` runs on (SQLite, no Redis) gets the pipeline, run, pages and replay tests too.
+SQLITE_LANE_TESTS := tests/pipeline tests/replay tests/pages tests/run
+SQLITE_LANE_DIR := var/test-lane
+
 test: database chromium
 	$(SERVICES_ENV) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+	rm -rf $(SQLITE_LANE_DIR) && mkdir -p $(SQLITE_LANE_DIR)
+	TEST_LANE=sqlite DATABASE_URL="sqlite:///$(CURDIR)/$(SQLITE_LANE_DIR)/db.sqlite3" REDIS_URL= \
+		DJANGO_VAR_DIR="$(CURDIR)/$(SQLITE_LANE_DIR)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+		$(PY) -m pytest -m "not browser" $(SQLITE_LANE_TESTS)
 
 # --- make lint / bench / clean --------------------------------------------------------------------------------------
 

@@ -148,6 +148,8 @@ def _database(url: str) -> dj_database_url.DBConfig:
         # WAL lets the web, worker and beat read while one writes; IMMEDIATE takes the write lock at BEGIN so two
         # writers queue on the busy timeout instead of failing with "database is locked" mid-transaction.
         config["CONN_MAX_AGE"] = 0
+        # The test database is a file beside this one, not memory: the tests' threads and worker processes share it.
+        config["TEST"] = {"NAME": str(Path(config["NAME"]).with_suffix("")) + "-test.sqlite3"}
         config["OPTIONS"] = {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
@@ -195,6 +197,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False, doc="run tasks inline (tests, debugging)")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Replays run on a worker of their own (Procfile, docker-compose.yml): a two-year replay never takes a slot a
+# scheduled run is waiting for, and its worker's thread pool lets it start the chart process pool (a prefork
+# worker's children are daemonic, and may have no children of their own).
+REPLAY_QUEUE = "replays"
+CELERY_TASK_ROUTES = {"replays.replay_run": {"queue": REPLAY_QUEUE}}
 
 # --- Storage ------------------------------------------------------------------------------------------------------
 

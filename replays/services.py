@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,6 +57,11 @@ CENT = Decimal("0.01")
 # What a running replay counts as it goes (only its runner writes them: it keeps them and writes them whole)
 COUNTERS = ("steps_done", "analyst_calls", "cache_hits", "input_tokens", "output_tokens", "llm_cost_usd")
 PROGRESS_EVERY = dt.timedelta(seconds=1)
+# SQLite has one write lock for the whole database, and its busy handler lets a waiting writer retry only every
+# 100 ms or so: a replay that begins its next step's transaction the moment it commits the last one would starve the
+# live runs, the order poller and beat (each gave up after its busy timeout: "database is locked"). Between steps it
+# leaves the lock free for longer than a waiter sleeps.
+SQLITE_STEP_YIELD_SECONDS = 0.15
 
 
 class StepFailed(Exception):
@@ -330,6 +336,8 @@ def _run_steps(replay: Replay, progress: ProgressCallback | None) -> str:
                 chart_renderer=charts.render if charts is not None else None,
             )
             step, outcome = _step(replay, index, timestamp, close, env, books)
+            if connection.vendor == "sqlite":
+                time.sleep(SQLITE_STEP_YIELD_SECONDS)
             if outcome.status == ExecutionStatus.FAILED:
                 # A replay with holes would judge a different strategy: it stops at the first failed run.
                 raise StepFailed(f"the run at {timestamp:%Y-%m-%d %H:%M} failed: {outcome.error}")

@@ -43,9 +43,17 @@ def _redis_db(url: str) -> int:
     return int(path) if path.isdigit() else 0
 
 
+SQLITE_LANE = os.environ.get("TEST_LANE") == "sqlite"  # make test's second lane: the embedded default's SQLite
+
+
 def wrong_services(settings) -> str | None:
-    """Why these settings cannot run the tests, or None: PostgreSQL only, and a Redis database of their own."""
+    """Why these settings cannot run the tests, or None: PostgreSQL and a Redis database of their own; or, in the
+    SQLite lane, SQLite and no Redis (what `make run` uses)."""
     engine = settings.DATABASES["default"]["ENGINE"]
+    if SQLITE_LANE:
+        if engine != "django.db.backends.sqlite3" or settings.REDIS_URL:
+            return "The SQLite lane (TEST_LANE=sqlite) runs on DATABASE_URL=sqlite:///... with REDIS_URL unset."
+        return None
     if engine != "django.db.backends.postgresql":
         return (
             f"The tests run on PostgreSQL, but DATABASE_URL gives {engine!r}. Set DATABASE_URL, e.g. "
@@ -77,6 +85,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return  # under xdist the controller flushed already; a worker flushing would wipe its siblings' keys
+    if SQLITE_LANE:
+        return  # no Redis in the embedded default
     try:
         redis.Redis.from_url(settings.REDIS_URL).flushdb()  # this database only, never FLUSHALL
     except redis.RedisError as exc:
@@ -302,6 +312,8 @@ def celery_worker_process(request, transactional_db, tmp_path, settings) -> Iter
     while a worker runs. Settings overridden in the test are not seen by the worker, except the S3 ones: request
     `s3_storage` and the worker stores to the same bucket.
     """
+    if SQLITE_LANE:
+        pytest.skip("the harness worker uses the Redis broker, which the SQLite lane has not")
     from django.db import connection
 
     from config.celery import app

@@ -24,9 +24,10 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.validators import crontab_validator
 
 from lineage.models import LineageStatus
-from lineage.services import ERROR_STEP, ERROR_STEP_NUMBER, lineage_record
+from lineage.services import ERROR_STEP, ERROR_STEP_NUMBER, lineage_build, lineage_record, lineage_record_many
+from lineage.steps import STEP_NUMBERS
 from market.models import IndicatorConfig
-from trading.models import ExecutionStatus, Strategy, StrategyClaim, StrategyExecution, StrategyIndicator
+from trading.models import ExecutionStatus, SkipReason, Strategy, StrategyClaim, StrategyExecution, StrategyIndicator
 from trading.queues import first_queue
 
 BEAT_TASK = "trading.strategy_due"
@@ -224,6 +225,86 @@ def _crontab_drop_if_unused(crontab_id: int | None) -> None:
 
 
 REPLAY_TRIGGER = "replay"  # StrategyExecution.trigger of a replay's step
+MISSED_RUNS_RECORDED = 60  # after a long outage, the newest this many missed runs are recorded one by one
+
+
+def execution_unstarted_record(
+    *, strategy: Strategy, trigger: str, skip_reason: SkipReason, error: str
+) -> StrategyExecution:
+    """A trigger that could not start a run (another run holds the strategy), kept as a SKIPPED execution so Logs
+    shows it. It takes no claim."""
+    now = timezone.now()
+    execution = StrategyExecution(
+        strategy=strategy,
+        trigger=trigger,
+        status=ExecutionStatus.SKIPPED,
+        skip_reason=skip_reason,
+        error=error,
+        started_at=now,
+        finished_at=now,
+    )
+    _skipped_save([execution])
+    return execution
+
+
+def missed_runs_record(*, strategy: Strategy, now: dt.datetime) -> list[StrategyExecution]:
+    """Record as SKIPPED (trigger_expired) each run the schedule named since the strategy last ran that no worker
+    took in time. Beat's trigger for such a run expired in the queue (TRIGGER_EXPIRES_SECONDS) and never reached
+    task code, so the next trigger records the gap: every due time from `next_execution_at` (set when the strategy
+    last ran) up to the expiry horizon, none of which can still run."""
+    due = strategy.next_execution_at
+    if due is None or not strategy.is_active or strategy.is_replay:
+        return []
+    zone = strategy.schedule_timezone or DEFAULT_TIMEZONE
+    horizon = now - dt.timedelta(seconds=TRIGGER_EXPIRES_SECONDS)
+    missed: list[dt.datetime] = []
+    while due is not None and due < horizon:
+        missed.append(due)
+        due = cron_next(strategy.schedule_cron, zone, after=due)
+    earlier, missed = len(missed) - MISSED_RUNS_RECORDED, missed[-MISSED_RUNS_RECORDED:]
+    executions = []
+    for at in missed:
+        reason = f"the run due at {at:%Y-%m-%d %H:%M} UTC expired before a worker took it"
+        if earlier > 0 and at == missed[0]:
+            reason += f" ({earlier} runs due before it were missed too)"
+        executions.append(
+            StrategyExecution(
+                strategy=strategy,
+                trigger="schedule",
+                status=ExecutionStatus.SKIPPED,
+                skip_reason=SkipReason.TRIGGER_EXPIRED,
+                error=reason,
+                started_at=at,
+                finished_at=now,
+            )
+        )
+    _skipped_save(executions)
+    return executions
+
+
+def _skipped_save(executions: list[StrategyExecution]) -> None:
+    """Save executions that never ran, each with the lineage record that closes it (why it was skipped)."""
+    if not executions:
+        return
+    with transaction.atomic():
+        StrategyExecution.objects.bulk_create(executions)
+        lineage_record_many(
+            [
+                lineage_build(
+                    execution=execution,
+                    step_name="execution_complete",
+                    step_number=STEP_NUMBERS["execution_complete"],
+                    status=LineageStatus.SKIPPED,
+                    error=execution.error,
+                    output_data={
+                        "status": ExecutionStatus.SKIPPED,
+                        "reason": execution.error,
+                        "skip_reason": execution.skip_reason,
+                    },
+                )
+                for execution in executions
+            ]
+        )
 
 
 class AlreadyRunning(Exception):

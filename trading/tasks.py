@@ -1,7 +1,8 @@
 """Celery tasks: thin. Each takes ids, re-fetches, returns quietly when the row is gone, and calls services.
 
-- `trading.strategy_due` is what each strategy's PeriodicTask fires: it claims the strategy, creates the execution
-  and enqueues `trading.strategy_run` with its id once that is committed.
+- `trading.strategy_due` is what each strategy's PeriodicTask fires: it records the runs whose triggers expired
+  since the last one, claims the strategy, creates the execution and enqueues `trading.strategy_run` with its id
+  once that is committed (a strategy another run holds gets a SKIPPED claim_held execution instead).
 - `trading.strategy_run` runs (or resumes) the execution; with PIPELINE_SPLIT_QUEUES it hops queues between steps.
 - `trading.orders_track` fans out one `trading.orders_track_connection` per account with working orders.
 - `trading.stops_watch` and `trading.portfolio_snapshots` run on beat's fixed schedule (config/celery.py).
@@ -13,6 +14,7 @@ import logging
 
 from celery import shared_task
 from django.db import transaction
+from django.utils import timezone
 
 from brokers.models import BrokerConnection
 from core.coordination import LockTimeout, lock
@@ -26,6 +28,8 @@ from trading.services import (
     execution_claim_renew,
     execution_finish,
     execution_start,
+    execution_unstarted_record,
+    missed_runs_record,
     strategy_run_enqueue,
 )
 
@@ -41,6 +45,8 @@ def strategy_due(strategy_id: int, trigger: str = "schedule") -> str | None:
         if Strategy.with_replays.filter(pk=strategy_id, is_replay=True).exists():
             logger.error("beat triggered strategy %s, a replay's copy: refused", strategy_id)
         return None
+    if trigger == "schedule":
+        missed_runs_record(strategy=strategy, now=timezone.now())
     try:
         with transaction.atomic():
             execution = execution_start(strategy=strategy, trigger=trigger)
@@ -48,7 +54,10 @@ def strategy_due(strategy_id: int, trigger: str = "schedule") -> str | None:
             transaction.on_commit(lambda: strategy_run_enqueue(execution_id))
     except AlreadyRunning as exc:
         logger.info("%s: not started", exc)
-        return None
+        skipped = execution_unstarted_record(
+            strategy=strategy, trigger=trigger, skip_reason=SkipReason.CLAIM_HELD, error=str(exc)
+        )
+        return str(skipped.pk)
     return execution_id
 
 

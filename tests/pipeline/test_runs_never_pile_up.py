@@ -10,16 +10,18 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from lineage.models import LineageRecord
 from tests.factories import StrategyFactory, SymbolFactory
 from tests.pipeline.conftest import strategy_with_indicators
 from trading import tasks
-from trading.models import ExecutionStatus, StrategyClaim, StrategyExecution
+from trading.models import ExecutionStatus, SkipReason, StrategyClaim, StrategyExecution
 from trading.services import (
     TRIGGER_EXPIRES_SECONDS,
     AlreadyRunning,
     execution_claim_renew,
     execution_finish,
     execution_start,
+    missed_runs_record,
     strategy_create,
 )
 
@@ -128,3 +130,52 @@ def test_the_scheduled_trigger_expires_if_no_worker_starts_it_in_time(owner):
 @pytest.mark.django_db
 def test_the_beat_task_of_a_deleted_strategy_does_nothing():
     assert tasks.strategy_due(987654) is None
+
+
+@pytest.mark.django_db
+def test_the_next_trigger_records_each_run_whose_trigger_expired_in_the_queue(owner, settings):
+    # given an every-minute strategy that last ran at 10:00, whose 10:01 .. 10:08 triggers expired unseen
+    strategy = strategy_create(owner=owner, name="s", symbol=SymbolFactory(), schedule_cron="* * * * *")
+    last_run = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+    strategy.next_execution_at = last_run + dt.timedelta(minutes=1)
+    now = dt.datetime(2026, 3, 2, 15, 9, 5, tzinfo=dt.UTC)
+
+    # when the 10:09 trigger comes
+    missed = missed_runs_record(strategy=strategy, now=now)
+
+    # then every due time older than the expiry horizon is a SKIPPED trigger_expired run with its lineage; the ones
+    # whose triggers may still be queued (within TRIGGER_EXPIRES_SECONDS) are not
+    horizon = now - dt.timedelta(seconds=TRIGGER_EXPIRES_SECONDS)
+    expected = [
+        last_run + dt.timedelta(minutes=m) for m in range(1, 10) if last_run + dt.timedelta(minutes=m) < horizon
+    ]
+    rows = StrategyExecution.objects.filter(strategy=strategy).order_by("started_at")
+    assert [e.started_at for e in rows] == expected == [e.started_at for e in missed]
+    assert {(e.status, e.skip_reason) for e in rows} == {(ExecutionStatus.SKIPPED, SkipReason.TRIGGER_EXPIRED)}
+    assert "expired before a worker took it" in rows[0].error
+    closing = LineageRecord.objects.filter(execution__strategy=strategy, step_name="execution_complete")
+    assert closing.count() == len(expected) and {r.output_data["skip_reason"] for r in closing} == {"trigger_expired"}
+
+
+@pytest.mark.django_db
+def test_a_strategy_that_ran_on_time_has_no_missed_runs(owner):
+    strategy = strategy_create(owner=owner, name="s", symbol=SymbolFactory(), schedule_cron="* * * * *")
+    strategy.next_execution_at = timezone.now() + dt.timedelta(seconds=30)
+
+    assert missed_runs_record(strategy=strategy, now=timezone.now()) == []
+
+
+@pytest.mark.django_db
+def test_a_trigger_for_a_strategy_another_run_holds_is_recorded_as_skipped(owner):
+    # given a strategy whose run is in progress
+    strategy = strategy_create(owner=owner, name="s", symbol=SymbolFactory(), schedule_cron="* * * * *")
+    running = execution_start(strategy=strategy)
+
+    # when beat triggers it again
+    skipped_id = tasks.strategy_due(strategy.pk)
+
+    # then the trigger is a SKIPPED claim_held execution, and the running one is untouched
+    skipped = StrategyExecution.objects.get(pk=skipped_id)
+    assert (skipped.status, skipped.skip_reason) == (ExecutionStatus.SKIPPED, SkipReason.CLAIM_HELD)
+    running.refresh_from_db()
+    assert running.status == ExecutionStatus.RUNNING

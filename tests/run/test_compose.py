@@ -8,7 +8,7 @@ from django.conf import settings
 
 from tests.run.helpers import PROJECT_DIR
 
-APP_SERVICES = ["web", "worker", "beat", "migrate"]
+APP_SERVICES = ["web", "worker", "replays", "beat", "migrate"]
 
 
 @pytest.fixture(scope="module")
@@ -16,10 +16,24 @@ def compose() -> dict:
     return yaml.safe_load((PROJECT_DIR / "docker-compose.yml").read_text())
 
 
-def test_compose_runs_the_database_cache_object_store_and_the_three_app_processes(compose):
-    assert {"postgres", "redis", "minio", "createbucket", "migrate", "web", "worker", "beat"} <= set(
+def test_compose_runs_the_database_cache_object_store_and_the_four_app_processes(compose):
+    assert {"postgres", "redis", "minio", "createbucket", "migrate", "web", "worker", "replays", "beat"} <= set(
         compose["services"]
     )
+
+
+def test_replays_go_to_a_thread_pool_worker_of_their_own_in_compose_and_the_procfile(compose):
+    # given the replay task's route
+    queue = settings.CELERY_TASK_ROUTES["replays.replay_run"]["queue"]
+
+    # then compose and make run's Procfile each run a worker on that queue with a thread pool (a prefork child is
+    # daemonic and could not start a replay's chart pool), and the default worker leaves that queue alone
+    command = " ".join(compose["services"]["replays"]["command"])
+    assert f"--queues {queue}" in command and "--pool threads" in command
+    assert "--queues" not in " ".join(compose["services"]["worker"]["command"])
+    procfile = dict(line.split(":", 1) for line in (PROJECT_DIR / "Procfile").read_text().splitlines() if line)
+    assert f"--queues {queue}" in procfile["replays"] and "--pool threads" in procfile["replays"]
+    assert "--queues" not in procfile["worker"]
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)

@@ -72,6 +72,16 @@ def test_make_test_creates_the_database_and_runs_pytest_on_postgresql_and_redis(
     assert f'REDIS_URL="{redis}"' in pytest_line
 
 
+def test_make_test_then_runs_the_sqlite_lane_on_the_embedded_default(tmp_path):
+    lines = dry_run(tmp_path, "test")
+
+    postgresql, sqlite = (i for i, line in enumerate(lines) if "-m pytest" in line)
+    lane = " ".join(lines[sqlite - 2 : sqlite + 1])
+    assert postgresql < sqlite
+    assert "TEST_LANE=sqlite" in lane and 'DATABASE_URL="sqlite:///' in lane and "REDIS_URL= " in lane
+    assert all(folder in lane for folder in ("tests/pipeline", "tests/replay", "tests/pages", "tests/run"))
+
+
 def test_make_lint_runs_ruff_and_the_migrations_check(tmp_path):
     lines = dry_run(tmp_path, "lint")
 
