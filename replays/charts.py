@@ -2,7 +2,7 @@
 
 A step's chart depends only on the bars up to that step (and the indicators on them), all of which the replay has
 loaded before it starts, so while the executor runs step t the pool is already drawing the charts of the next steps.
-The executor asks for a chart through `RunContext.chart_renderer` with the same arguments it would give
+The executor asks for a chart through its ReplayEnvironment (`render_chart`) with the same arguments it would give
 `market.charts.render_chart`; a chart drawn ahead for exactly that window is handed back, anything else is drawn
 there and then. Drawing is the same function either way, so the PNG is the same.
 """
