@@ -97,7 +97,8 @@ def execute(
         run = Run(execution=started, env=env, on_step=on_step, in_callers_transaction=in_transaction)
         run.memo["recorded"] = {}
         return _run(run)
-    execution = StrategyExecution.with_replays.select_related("strategy").filter(pk=execution_id).first()
+    # By id: a live run only (the default manager). A replay hands its steps their execution (`started`).
+    execution = StrategyExecution.objects.select_related("strategy").filter(pk=execution_id).first()
     if execution is None:
         return Outcome(execution_id=str(execution_id), status="GONE")
     if execution.status != ExecutionStatus.RUNNING:
