@@ -80,16 +80,23 @@ chromium:
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
-# The SQLite lane: what `make run` runs on (SQLite, no Redis) gets the pipeline, run, pages and replay tests too.
+# The SQLite lane: what `make run` runs on (SQLite, no Redis) gets the pipeline, run, pages and replay tests too. It
+# runs beside the PostgreSQL suite (one core each) and prints its log after; the browser tests and the tests that boot
+# the embedded stack (already on SQLite) run once, in the main suite. A run narrowed with PYTEST_ARGS skips the lane.
 SQLITE_LANE_TESTS := tests/pipeline tests/replay tests/pages tests/run
 SQLITE_LANE_DIR := var/test-lane
 
 test: database chromium
-	$(SERVICES_ENV) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
-	rm -rf $(SQLITE_LANE_DIR) && mkdir -p $(SQLITE_LANE_DIR)
-	TEST_LANE=sqlite DATABASE_URL="sqlite:///$(CURDIR)/$(SQLITE_LANE_DIR)/db.sqlite3" REDIS_URL= \
-		DJANGO_VAR_DIR="$(CURDIR)/$(SQLITE_LANE_DIR)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
-		$(PY) -m pytest -m "not browser" $(SQLITE_LANE_TESTS)
+	@rm -rf $(SQLITE_LANE_DIR) && mkdir -p $(SQLITE_LANE_DIR)
+	@if [ -z "$(PYTEST_ARGS)" ]; then \
+		( TEST_LANE=sqlite DATABASE_URL="sqlite:///$(CURDIR)/$(SQLITE_LANE_DIR)/db.sqlite3" REDIS_URL= \
+			DJANGO_VAR_DIR="$(CURDIR)/$(SQLITE_LANE_DIR)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+			$(PY) -m pytest -q -m "not browser and not slow" $(SQLITE_LANE_TESTS) \
+			> $(SQLITE_LANE_DIR)/pytest.log 2>&1; echo $$? > $(SQLITE_LANE_DIR)/exit ) & \
+	else echo 0 > $(SQLITE_LANE_DIR)/exit; echo "(PYTEST_ARGS given: no SQLite lane)" > $(SQLITE_LANE_DIR)/pytest.log; fi; \
+	$(SERVICES_ENV) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS); main=$$?; \
+	wait; echo "--- the SQLite lane ---"; cat $(SQLITE_LANE_DIR)/pytest.log; lane=$$(cat $(SQLITE_LANE_DIR)/exit); \
+	echo "PostgreSQL suite: exit $$main; SQLite lane: exit $$lane"; [ $$main -eq 0 ] && [ $$lane -eq 0 ]
 
 # --- make lint / bench / clean --------------------------------------------------------------------------------------
 

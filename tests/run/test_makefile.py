@@ -66,20 +66,21 @@ def test_make_run_port_can_be_changed(tmp_path):
 def test_make_test_creates_the_database_and_runs_pytest_on_postgresql_and_redis(tmp_path, given, database, redis):
     lines = dry_run(tmp_path, "test", **given)
 
-    assert position(lines, f'.ci/create_database.py "{database}"') < position(lines, "-m pytest")
-    pytest_line = lines[position(lines, "-m pytest")]
+    main_suite = next(i for i, line in enumerate(lines) if "-m pytest" in line and "main=$?" in line)
+    assert position(lines, f'.ci/create_database.py "{database}"') < main_suite
+    pytest_line = lines[main_suite]
     assert f'DATABASE_URL="{database}"' in pytest_line
     assert f'REDIS_URL="{redis}"' in pytest_line
 
 
-def test_make_test_then_runs_the_sqlite_lane_on_the_embedded_default(tmp_path):
-    lines = dry_run(tmp_path, "test")
+def test_make_test_also_runs_the_sqlite_lane_on_the_embedded_default(tmp_path):
+    text = "\n".join(dry_run(tmp_path, "test"))
 
-    postgresql, sqlite = (i for i, line in enumerate(lines) if "-m pytest" in line)
-    lane = " ".join(lines[sqlite - 2 : sqlite + 1])
-    assert postgresql < sqlite
-    assert "TEST_LANE=sqlite" in lane and 'DATABASE_URL="sqlite:///' in lane and "REDIS_URL= " in lane
+    lane = text[text.index("TEST_LANE=sqlite") : text.index("> var/test-lane/pytest.log")]
+    assert 'DATABASE_URL="sqlite:///' in lane and "REDIS_URL= " in lane
     assert all(folder in lane for folder in ("tests/pipeline", "tests/replay", "tests/pages", "tests/run"))
+    # both lanes must pass for make test to pass
+    assert "[ $main -eq 0 ] && [ $lane -eq 0 ]" in text
 
 
 def test_make_lint_runs_ruff_and_the_migrations_check(tmp_path):
