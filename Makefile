@@ -55,7 +55,7 @@ seed: migrate
 
 run: seed
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	@echo "Serving http://127.0.0.1:$(PORT)/ (web, worker, beat). Ctrl-C stops all three."
+	@echo "Serving http://127.0.0.1:$(PORT)/ (web, worker, replays worker, beat). Ctrl-C stops them all."
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start --env /dev/null --port $(PORT)
 
 # --- make test ------------------------------------------------------------------------------------------------------
