@@ -59,8 +59,8 @@ class ReplayEnvironment:
     def bar_source(self, strategy: Strategy) -> BarSource:
         return self.source
 
-    def broker(self, strategy: Strategy) -> Broker:
-        return self.account
+    def broker(self, strategy: Strategy, *, clock: MarketClock, bar_source: BarSource) -> Broker:
+        return self.account  # built once on the replay's own clock and bars
 
     def indicator_frames(self, strategy: Strategy, frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
         return self.indicators(frame)

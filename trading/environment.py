@@ -60,7 +60,7 @@ class RunEnvironment(Protocol):
 
     def bar_source(self, strategy: Strategy) -> BarSource: ...
 
-    def broker(self, strategy: Strategy) -> Broker: ...
+    def broker(self, strategy: Strategy, *, clock: MarketClock, bar_source: BarSource) -> Broker: ...
 
     def indicator_frames(self, strategy: Strategy, frame: pd.DataFrame) -> dict[str, pd.DataFrame]: ...
 
@@ -107,13 +107,8 @@ class LiveEnvironment:
     def bar_source(self, strategy: Strategy) -> BarSource:
         return source_for_strategy(strategy)
 
-    def broker(self, strategy: Strategy) -> Broker:
-        return broker_for(
-            strategy.broker_connection,
-            clock=self.clock(strategy),
-            bar_source=self.bar_source(strategy),
-            bar_size=strategy.bar_size,
-        )
+    def broker(self, strategy: Strategy, *, clock: MarketClock, bar_source: BarSource) -> Broker:
+        return broker_for(strategy.broker_connection, clock=clock, bar_source=bar_source, bar_size=strategy.bar_size)
 
     def indicator_frames(self, strategy: Strategy, frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
         return indicator_frames(strategy, frame)

@@ -479,7 +479,8 @@ def risk_check(run: Run, strategy: Strategy, signal: TradingSignal) -> StepResul
 
 def _broker(run: Run, strategy: Strategy) -> Broker:
     if "broker" not in run.memo:
-        run.memo["broker"] = run.env.broker(strategy)
+        # on the run's one clock and bar source, not new ones
+        run.memo["broker"] = run.env.broker(strategy, clock=_clock(run, strategy), bar_source=_source(run, strategy))
     broker: Broker = run.memo["broker"]
     return broker
 

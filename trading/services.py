@@ -234,15 +234,7 @@ def execution_unstarted_record(
     """A trigger that could not start a run (another run holds the strategy), kept as a SKIPPED execution so Logs
     shows it. It takes no claim."""
     now = timezone.now()
-    execution = StrategyExecution(
-        strategy=strategy,
-        trigger=trigger,
-        status=ExecutionStatus.SKIPPED,
-        skip_reason=skip_reason,
-        error=error,
-        started_at=now,
-        finished_at=now,
-    )
+    execution = _skipped(strategy, trigger=trigger, skip_reason=skip_reason, error=error, at=now, now=now)
     _skipped_save([execution])
     return execution
 
@@ -268,18 +260,26 @@ def missed_runs_record(*, strategy: Strategy, now: dt.datetime) -> list[Strategy
         if earlier > 0 and at == missed[0]:
             reason += f" ({earlier} runs due before it were missed too)"
         executions.append(
-            StrategyExecution(
-                strategy=strategy,
-                trigger="schedule",
-                status=ExecutionStatus.SKIPPED,
-                skip_reason=SkipReason.TRIGGER_EXPIRED,
-                error=reason,
-                started_at=at,
-                finished_at=now,
-            )
+            _skipped(strategy, trigger="schedule", skip_reason=SkipReason.TRIGGER_EXPIRED, error=reason, at=at, now=now)
         )
     _skipped_save(executions)
     return executions
+
+
+def _skipped(
+    strategy: Strategy, *, trigger: str, skip_reason: SkipReason, error: str, at: dt.datetime, now: dt.datetime
+) -> StrategyExecution:
+    """A SKIPPED execution that never ran (not saved): due `at`, closed `now`."""
+    return StrategyExecution(
+        strategy=strategy,
+        is_replay=strategy.is_replay,
+        trigger=trigger,
+        status=ExecutionStatus.SKIPPED,
+        skip_reason=skip_reason,
+        error=error,
+        started_at=at,
+        finished_at=now,
+    )
 
 
 def _skipped_save(executions: list[StrategyExecution]) -> None:
