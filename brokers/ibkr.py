@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 import requests
 from django.conf import settings
 from django.core.cache import cache
+from django.urls import reverse
 from django.utils import timezone
 
 from brokers.interface import (
@@ -53,6 +54,8 @@ from brokers.interface import (
 from brokers.models import BrokerConnection, default_question_ids
 from core.coordination import ThrottleTimeout, throttle
 from market.models import AssetType, Symbol
+from notifications.models import NotificationKind
+from notifications.services import notify
 
 logger = logging.getLogger(__name__)
 
@@ -788,6 +791,7 @@ def session_keepalive(*, connection: BrokerConnection | None) -> SessionState:
         return state
     if state.competing:
         logger.warning("IBKR connection %s: %s", connection.pk, state.message)
+    was = _session_health(connection) if connection.last_keepalive_at else None
     BrokerConnection.objects.filter(pk=connection.pk).update(
         authenticated=state.authenticated,
         connected=state.connected,
@@ -796,4 +800,44 @@ def session_keepalive(*, connection: BrokerConnection | None) -> SessionState:
         last_keepalive_at=timezone.now(),
     )
     connection.refresh_from_db()
+    _session_change_notify(connection, was=was, state=state)
     return state
+
+
+def _session_health(connection: BrokerConnection) -> str:
+    if connection.authenticated and connection.connected and not connection.competing:
+        return "ready"
+    return "login_needed" if connection.connected else "down"
+
+
+SESSION_NEWS = {
+    "down": (NotificationKind.SESSION_DOWN, "IBKR session down"),
+    "login_needed": (NotificationKind.SESSION_LOGIN_NEEDED, "IBKR login needed"),
+    "ready": (NotificationKind.SESSION_RESTORED, "IBKR session restored"),
+}
+
+
+def _session_change_notify(connection: BrokerConnection, *, was: str | None, state: SessionState) -> None:
+    """Tell the owner when the session changes between ready, needing a login and down. A connection's first
+    keep-alive tells only of trouble (there was no session to restore)."""
+    now = _session_health(connection)
+    if now == was or (was is None and now == "ready"):
+        return
+    kind, headline = SESSION_NEWS[now]
+    advice = {
+        "down": "The gateway does not answer: orders and runs that need it wait. Check that it is running.",
+        "login_needed": "The gateway is up but not logged in (or another session took over): log in to it again.",
+        "ready": "Trading through this account can go on.",
+    }[now]
+    notify(
+        owner=connection.owner,
+        kind=kind,
+        subject=f"{headline}: {connection.name}",
+        body=f"{advice}\nThe gateway said: {state.message or 'nothing more'}.",
+        path=reverse("ibkr"),
+        data={
+            "broker_connection_id": connection.pk,
+            "authenticated": state.authenticated,
+            "connected": state.connected,
+        },
+    )

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -18,6 +19,16 @@ app.conf.beat_schedule = {
     "stops-watch": {"task": "portfolio.stops_watch", "schedule": 60.0, "options": {"expires": 60}},
     "portfolio-snapshots": {"task": "portfolio.snapshots", "schedule": 900.0, "options": {"expires": 900}},
     "ibkr-keepalive": {"task": "brokers.ibkr_keepalive", "schedule": 60.0, "options": {"expires": 55}},
+    "notifications-resend-lost": {
+        "task": "notifications.resend_lost",
+        "schedule": 300.0,
+        "options": {"expires": 300},
+    },
+    "daily-summaries": {
+        "task": "trading.daily_summaries",
+        "schedule": crontab(minute=30, hour=21, day_of_week="mon-fri"),
+        "options": {"expires": 3600},
+    },
     "prompt-performance": {
         "task": "signals_app.prompt_performance_refresh",
         "schedule": 600.0,

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "template_partials",
     # Our apps, lowest layer first (the README's architecture section; import-linter enforces the order).
     "core",
+    "notifications",
     "lineage",
     "market",
     "brokers",
@@ -323,7 +324,21 @@ PIPELINE_SPLIT_QUEUES = env_bool(
 # --- Notifications --------------------------------------------------------------------------------------------------
 
 EMAIL_URL = env_str("EMAIL_URL", doc="smtp://user:pass@host:587?tls=true (default: console backend)")
-NOTIFY_WEBHOOK_URL = env_str("NOTIFY_WEBHOOK_URL", doc="URL that receives a JSON POST per notification")
+NOTIFY_URLS = env_list(
+    "NOTIFY_URLS",
+    [],
+    doc="comma-separated Apprise URLs (tgram://, discord://, slack://, ...): the server's default channels",
+)
+NOTIFY_WEBHOOK_URL = env_str(
+    "NOTIFY_WEBHOOK_URL",
+    doc='http(s) URL: a default channel posting {"event", "subject", "text", "user", "data"} (a json:// alias)',
+)
+NOTIFY_ALLOW_PRIVATE_HOSTS = env_bool(
+    "NOTIFY_ALLOW_PRIVATE_HOSTS", False, doc="true lets users' channels point at loopback or private network hosts"
+)
+SITE_URL = env_str("SITE_URL", doc="the address traders open, for links in notifications (none without it)")
+if SITE_URL and not SITE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"SITE_URL={SITE_URL!r} must start with http:// or https://")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "trading@localhost", doc="sender of notification mail")
 
 
@@ -403,6 +418,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO", doc="root log level")},
+    # Apprise's messages go to the delivery they concern (notifications.apprise_client), not the server log; and
+    # urllib3's debug lines name every URL it opens, a Telegram bot token or a webhook's secret path among them.
+    "loggers": {
+        "apprise": {"handlers": [], "propagate": False, "level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
 }
 
 # --- Production hardening -----------------------------------------------------------------------------------------

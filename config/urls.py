@@ -41,6 +41,7 @@ urlpatterns = [
     path("", include("trading.urls")),
     path("", include("orders.urls")),
     path("", include("portfolio.urls")),
+    path("", include("notifications.urls")),
     path("replays/", include("replays.urls")),
 ]
 

@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q, QuerySet, Sum
+from django.urls import reverse
 from django.utils import timezone
 
 from brokers.hours import day_order_session, session_close
@@ -28,6 +29,8 @@ from brokers.services import broker_for
 from market.clock import MarketClock, WallClock, clock_for_strategy
 from market.models import Bar, MarketDataSource, Symbol
 from market.sources import source_for_strategy
+from notifications.models import NotificationKind
+from notifications.services import notify
 from orders.models import Order, OrderLeg, OrderSide, OrderSource, OrderType, TimeInForce, Trade
 from orders.protocols import StrategyLike
 from orders.services import (
@@ -446,8 +449,24 @@ def positions_reconcile(
         for symbol in sorted(set(ours) | set(theirs))
         if ours.get(symbol, ZERO) != theirs.get(symbol, ZERO)
     ]
-    return Reconciliation.objects.create(
+    previous = Reconciliation.objects.filter(broker_connection=broker_connection).order_by("-checked_at").first()
+    reconciliation = Reconciliation.objects.create(
         broker_connection=broker_connection, has_drift=bool(drift), drift=drift, checked_at=timezone.now()
+    )
+    if drift and (previous is None or previous.drift != drift):  # told once per difference, not every check
+        _drift_notify(broker_connection, drift)
+    return reconciliation
+
+
+def _drift_notify(broker_connection: BrokerConnection, drift: list[dict[str, str]]) -> None:
+    lines = "\n".join(f"{d['symbol']}: ours {d['ours']}, the broker's {d['broker']}" for d in drift)
+    notify(
+        owner=broker_connection.owner,
+        kind=NotificationKind.DRIFT_FOUND,
+        subject=f"Books drift from the broker: {', '.join(d['symbol'] for d in drift)} ({broker_connection.name})",
+        body=f"Our positions differ from what the broker holds:\n{lines}\nDecide which side is right.",
+        path=reverse("portfolio"),
+        data={"broker_connection_id": broker_connection.pk, "drift": drift},
     )
 
 

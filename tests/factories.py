@@ -19,6 +19,7 @@ from brokers.models import BrokerConnection, BrokerKind
 from core.models import UserProfile
 from lineage.models import LineageRecord, LineageStatus
 from market.models import AssetType, Bar, BarSize, IndicatorConfig, IndicatorType, MarketDataSource, Symbol
+from notifications.models import Delivery, DeliveryState, Notification, NotificationKind
 from orders.models import Order, OrderLeg, OrderSide, OrderSource, OrderStatusChange, OrderType, Trade
 from orders.statuses import OrderStatus
 from portfolio.models import PortfolioSnapshot, Position
@@ -32,7 +33,7 @@ from signals_app.models import (
     SignalOutcome,
     TradingSignal,
 )
-from trading.models import Notification, NotificationKind, Strategy, StrategyExecution, StrategyIndicator
+from trading.models import Strategy, StrategyExecution, StrategyIndicator
 
 FIRST_SESSION = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)  # a Tuesday; daily bars are keyed at 00:00 UTC
 DEFAULT_PASSWORD = "factory-pass-1234"
@@ -380,11 +381,29 @@ class LineageRecordFactory(factory.django.DjangoModelFactory):
 # --- Notifications -----------------------------------------------------------------------------------------------
 
 
+class DeliveryFactory(factory.django.DjangoModelFactory):
+    """One delivery of a notification: mail to the owner's account address (a server default), sent."""
+
+    class Meta:
+        model = Delivery
+
+    notification = factory.SubFactory("tests.factories.NotificationFactory", delivery=None)
+    default_key = "mail"
+    destination = factory.LazyAttribute(lambda d: f"mail to {d.notification.owner.email}")
+    state = DeliveryState.SENT
+    attempts = 1
+    sent_at = factory.LazyAttribute(lambda d: timezone.now() if d.state == DeliveryState.SENT else None)
+    next_attempt_at = None
+
+
 class NotificationFactory(factory.django.DjangoModelFactory):
-    """A run-failed notification mailed to the strategy's owner (trading.notifications stores one per send)."""
+    """A run-failed notification mailed to the strategy's owner (notifications.services stores one per event),
+    with one delivery: `delivery__state="failed", delivery__error=...` for one that failed, `delivery=None` for
+    none."""
 
     class Meta:
         model = Notification
+        skip_postgeneration_save = True
 
     execution = factory.SubFactory(StrategyExecutionFactory, status="FAILED", error="llm_analysis: timed out")
     strategy = factory.SelfAttribute("execution.strategy")
@@ -392,4 +411,4 @@ class NotificationFactory(factory.django.DjangoModelFactory):
     kind = NotificationKind.RUN_FAILED
     subject = factory.LazyAttribute(lambda n: f"Run failed: {n.strategy.name}")
     body = factory.LazyAttribute(lambda n: n.execution.error)
-    email_result = "sent"
+    delivery = factory.RelatedFactory(DeliveryFactory, factory_related_name="notification")

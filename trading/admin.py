@@ -20,7 +20,7 @@ from signals_app.prompts import (
     render_prompt,
 )
 from trading import analysis as steps
-from trading.models import Notification, Strategy, StrategyExecution, StrategyIndicator
+from trading.models import Strategy, StrategyExecution, StrategyIndicator
 from trading.services import (
     cron_fields,
     strategy_delete,
@@ -127,16 +127,6 @@ class StrategyExecutionAdmin(admin.ModelAdmin):
     list_select_related = ["strategy"]
     date_hierarchy = "started_at"
     readonly_fields = ["execution_id"]
-
-
-@admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "kind", "subject", "owner", "strategy", "email_result", "webhook_result"]
-    list_filter = ["kind", "email_result", "webhook_result"]
-    search_fields = ["subject", "body", "owner__username", "webhook_error", "email_error"]
-    list_select_related = ["owner", "strategy"]
-    date_hierarchy = "created_at"
-    raw_id_fields = ["owner", "strategy", "order", "execution"]
 
 
 # --- prompts and signals (their previews build a strategy's context: trading.analysis) ---------------------------

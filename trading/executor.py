@@ -56,7 +56,7 @@ from trading import analysis as steps
 from trading import risk
 from trading.environment import LiveEnvironment, RunEnvironment
 from trading.models import ExecutionStatus, SkipReason, Strategy, StrategyExecution
-from trading.notifications import notify_rejection, notify_run_failed
+from trading.notifications import notify_rejection, notify_run_failed, notify_run_skipped
 from trading.runs import Handoff, OnStep, Run, Skip, StepFailed, StepResult, describe, ms_since, step
 from trading.services import execution_finish
 
@@ -624,7 +624,11 @@ def _close_skipped(run: Run, reason: str, skip_reason: SkipReason) -> Outcome:
     )
     run.flush(closing=True)
     run.reported(record, read_back=False)
-    execution_finish(execution=run.execution, status=ExecutionStatus.SKIPPED, error=reason, skip_reason=skip_reason)
+    finished = execution_finish(
+        execution=run.execution, status=ExecutionStatus.SKIPPED, error=reason, skip_reason=skip_reason
+    )
+    if finished and run.env.notifies:  # only skips the trader must act on, once per spell (notify_run_skipped)
+        notify_run_skipped(execution=run.execution)
     return Outcome(execution_id=str(run.execution.pk), status=ExecutionStatus.SKIPPED, error=reason)
 
 
@@ -646,14 +650,20 @@ def _close_failed(run: Run, step_name: str, error: BaseException) -> Outcome:
     run.reported(record, read_back=False)
     finished = execution_finish(execution=run.execution, status=ExecutionStatus.FAILED, error=message)
     if finished and run.env.notifies:  # a replay stops at a failed run and reports it: nobody is notified
-        delivered = notify_run_failed(execution=run.execution)
+        # Sending is the notifications app's task, after this commits: the record says what was queued, never where
+        # (a channel's URL holds secrets).
+        notification = notify_run_failed(execution=run.execution)
         lineage_record(
             execution=run.execution,
             step_name="notify",
             step_number=ERROR_STEP_NUMBER + 1,
-            status=LineageStatus.ERROR if delivered["errors"] else LineageStatus.SUCCESS,
-            error="; ".join(delivered["errors"]),
-            output_data=delivered,
+            status=LineageStatus.SUCCESS if notification else LineageStatus.ERROR,
+            error="" if notification else "the notification could not be stored (see the server log)",
+            output_data={
+                "notification_id": notification.pk if notification else None,
+                "kind": "run_failed",
+                "deliveries_queued": notification.deliveries.count() if notification else 0,
+            },
         )
     return Outcome(execution_id=str(run.execution.pk), status=ExecutionStatus.FAILED, error=message)
 

@@ -4,13 +4,12 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 
 from brokers.models import BrokerConnection
 from core.models import DecimalDigits, LiveManager, ReplayMarked
 from market.models import BarSize, IndicatorConfig, MarketDataSource, Symbol
 from signals_app.models import Analyst
-from trading.querysets import ExecutionQuerySet, NotificationQuerySet, StrategyQuerySet
+from trading.querysets import ExecutionQuerySet, StrategyQuerySet
 
 MONEY: DecimalDigits = {"max_digits": 18, "decimal_places": 2}
 RATIO: DecimalDigits = {"max_digits": 7, "decimal_places": 4}
@@ -183,59 +182,3 @@ class StrategyClaim(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy_id} held by {self.execution_id or 'nobody'} until {self.expires_at:%H:%M:%S}"
-
-
-class NotificationKind(models.TextChoices):
-    FILL = "fill", "Fill"
-    REJECTION = "rejection", "Rejection"
-    RUN_FAILED = "run_failed", "Run failed"
-
-
-class Delivery(models.TextChoices):
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed"
-    SKIPPED = "skipped", "Not attempted"
-
-
-class Notification(models.Model):
-    """One notification sent to an owner (trading.notifications), with what each channel did: mail to the owner's
-    address, and the webhook (NOTIFY_WEBHOOK_URL). A channel not configured is `skipped`; a failure keeps its error."""
-
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
-    kind = models.CharField(max_length=16, choices=NotificationKind.choices)
-    subject = models.CharField(max_length=255)
-    body = models.TextField(blank=True)
-    strategy = models.ForeignKey(Strategy, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    order = models.ForeignKey(
-        "orders.Order", on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
-    )
-    execution = models.ForeignKey(
-        StrategyExecution, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
-    )
-    email_result = models.CharField(max_length=8, choices=Delivery.choices, default=Delivery.SKIPPED)
-    email_error = models.TextField(blank=True)
-    webhook_result = models.CharField(max_length=8, choices=Delivery.choices, default=Delivery.SKIPPED)
-    webhook_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    objects = NotificationQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at"]
-        indexes = [models.Index(fields=["owner", "-created_at"], name="notification_owner_recent")]
-        constraints = [
-            models.CheckConstraint(condition=Q(kind__in=NotificationKind.values), name="notification_kind_valid"),
-            models.CheckConstraint(
-                condition=Q(email_result__in=Delivery.values), name="notification_email_result_valid"
-            ),
-            models.CheckConstraint(
-                condition=Q(webhook_result__in=Delivery.values), name="notification_webhook_result_valid"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()}: {self.subject}"
-
-    @property
-    def delivered(self) -> bool:
-        return Delivery.SENT in (self.email_result, self.webhook_result)

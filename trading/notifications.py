@@ -1,93 +1,35 @@
-"""Notifications on fills, rejections and failed runs: mail through Django (EMAIL_URL) to the owner, and a JSON POST
-to NOTIFY_WEBHOOK_URL when it is set. Each one is stored as a Notification row with what every channel did (the
-/logs/ page lists them). A notification that cannot be delivered is recorded and logged, never raised: it must not
-fail the fill or the run it reports."""
+"""What the trading layer tells a trader, in words: fills (and the stops and targets they hit), rejections, failed
+runs, runs skipped for a reason the trader must act on, and the daily summary. Sending, routing and delivery state
+are the notifications app's (notifications.services.notify); this module only says what happened.
+
+A replay's runs and orders notify nobody (notify refuses rows marked as a replay's)."""
 
 from __future__ import annotations
 
-import logging
+import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
-import requests
-from django.conf import settings
-from django.core.mail import send_mail
-from django.db import transaction
+from django.contrib.auth.models import User
+from django.db.models import Count, Sum
+from django.urls import reverse
 
-from lineage.services import json_safe
-from trading.models import Delivery, Notification, NotificationKind, Strategy
+from notifications.models import Notification, NotificationKind
+from notifications.services import notify
+from orders.models import OrderLeg, Trade
+from signals_app.models import LLMCall, TradingSignal
+from trading.models import SkipReason, StrategyExecution
 
-logger = logging.getLogger(__name__)
-
-WEBHOOK_TIMEOUT_SECONDS = 5
 CENT = Decimal("0.01")
-
-
-def notify(
-    *,
-    user,
-    event: str,
-    subject: str,
-    body: str,
-    data: dict | None = None,
-    order=None,
-    execution=None,
-    strategy=None,
-) -> dict:
-    """Send one notification and store it; returns what was delivered ({"email": bool, "webhook": bool,
-    "errors": [...], "notification_id": int | None}). A replay's runs and orders notify nobody: a replay is research
-    on history, and its copy of the strategy never trades."""
-    delivered: dict = {"email": False, "webhook": False, "errors": []}
-    if strategy is not None and not Strategy.objects.filter(pk=strategy.pk).exists():
-        delivered["notification_id"] = None
-        return delivered
-    email = webhook = Delivery.SKIPPED
-    email_error = webhook_error = ""
-    if user is not None and user.email:
-        try:
-            send_mail(f"[trading] {subject}", body, settings.DEFAULT_FROM_EMAIL, [user.email], fail_silently=False)
-            delivered["email"], email = True, Delivery.SENT
-        except Exception as exc:
-            logger.warning("notification mail (%s) not sent: %s", event, exc)
-            email, email_error = Delivery.FAILED, str(exc)
-            delivered["errors"].append(f"email: {exc}")
-    if settings.NOTIFY_WEBHOOK_URL:
-        payload = {"event": event, "subject": subject, "text": body, "user": getattr(user, "username", None)}
-        payload["data"] = json_safe(data or {})
-        try:
-            response = requests.post(settings.NOTIFY_WEBHOOK_URL, json=payload, timeout=WEBHOOK_TIMEOUT_SECONDS)
-            response.raise_for_status()
-            delivered["webhook"], webhook = True, Delivery.SENT
-        except Exception as exc:  # any failure to deliver is recorded: a notification never fails its caller
-            logger.warning("notification webhook (%s) failed: %s", event, exc)
-            webhook, webhook_error = Delivery.FAILED, str(exc)
-            delivered["errors"].append(f"webhook: {exc}")
-    delivered["notification_id"] = _record(
-        user=user,
-        kind=event,
-        subject=subject,
-        body=body,
-        order=order,
-        execution=execution,
-        strategy=strategy,
-        email_result=email,
-        email_error=email_error,
-        webhook_result=webhook,
-        webhook_error=webhook_error,
-    )
-    return delivered
-
-
-def _record(*, user, kind: str, subject: str, **fields) -> int | None:
-    """The stored copy of what was sent. Keeping it must not fail the caller either: a row that cannot be written
-    is logged (the mail and the webhook have gone out already), not raised."""
-    if user is None:
-        return None
-    try:
-        with transaction.atomic():  # a savepoint: a failed insert leaves a caller's own transaction usable
-            return Notification.objects.create(owner=user, kind=kind, subject=subject[:255], **fields).pk
-    except Exception:
-        logger.exception("notification (%s) sent but not stored", kind)
-        return None
+FILL_KINDS = {OrderLeg.STOP: NotificationKind.STOP_HIT, OrderLeg.TARGET: NotificationKind.TARGET_HIT}
+# Skips the trader must act on (log in again, fix the data feed, raise a budget, resolve a drift or a protection).
+# A paused strategy, a held claim, an expired trigger, a closed market or an archived strategy is no news.
+ACTIONABLE_SKIPS = {
+    SkipReason.SESSION_DOWN,
+    SkipReason.STALE_DATA,
+    SkipReason.LLM_BUDGET,
+    SkipReason.DRIFT_HALT,
+    SkipReason.PROTECTION_HALT,
+}
 
 
 def quantity_text(value) -> str:
@@ -113,20 +55,24 @@ def price_text(value) -> str:
     return f"{cents if cents == amount else amount.normalize():,f}"
 
 
-def notify_fill(*, trade) -> dict:
+def notify_fill(*, trade) -> Notification | None:
+    """A fill: `stop_hit` or `target_hit` when it is a bracket's stop or target, else `order_filled`."""
     order = trade.order
+    kind = FILL_KINDS.get(order.leg, NotificationKind.ORDER_FILLED)
     quantity, price = quantity_text(trade.quantity), price_text(trade.price)
-    subject = f"Filled: {order.side} {quantity} {order.symbol.symbol} @ {price}"
+    headline = {NotificationKind.STOP_HIT: "Stop hit", NotificationKind.TARGET_HIT: "Target hit"}.get(kind, "Filled")
+    subject = f"{headline}: {order.side} {quantity} {order.symbol.symbol} @ {price}"
     body = (
         f"{order.side} {quantity} {order.symbol.symbol} filled at {price} "
         f"(order {order.client_order_id}, {order.get_leg_display()}, status {order.status}).\n"
         f"Realised P&L of this fill: {money_text(trade.realized_pnl)}. Commission: {money_text(trade.commission)}."
     )
     return notify(
-        user=order.owner,
-        event=NotificationKind.FILL,
+        owner=order.owner,
+        kind=kind,
         subject=subject,
         body=body,
+        path=reverse("order_detail", args=[order.pk]),
         order=order,
         strategy=order.strategy,
         data={
@@ -135,6 +81,7 @@ def notify_fill(*, trade) -> dict:
             "strategy_id": order.strategy_id,
             "symbol": order.symbol.symbol,
             "side": order.side,
+            "leg": order.leg,
             "quantity": trade.quantity,
             "price": trade.price,
             "realized_pnl": trade.realized_pnl,
@@ -143,14 +90,15 @@ def notify_fill(*, trade) -> dict:
     )
 
 
-def notify_rejection(*, order) -> dict:
+def notify_rejection(*, order) -> Notification | None:
     subject = f"Rejected: {order.side} {quantity_text(order.quantity)} {order.symbol.symbol}"
     body = f"Order {order.client_order_id} was rejected: {order.status_reason or 'no reason given'}."
     return notify(
-        user=order.owner,
-        event=NotificationKind.REJECTION,
+        owner=order.owner,
+        kind=NotificationKind.ORDER_REJECTED,
         subject=subject,
         body=body,
+        path=reverse("order_detail", args=[order.pk]),
         order=order,
         strategy=order.strategy,
         data={
@@ -162,16 +110,95 @@ def notify_rejection(*, order) -> dict:
     )
 
 
-def notify_run_failed(*, execution) -> dict:
+def notify_run_failed(*, execution: StrategyExecution) -> Notification | None:
     strategy = execution.strategy
-    subject = f"Run failed: {strategy.name}"
-    body = f"The run {execution.pk} of {strategy.name} failed.\n\n{execution.error}"
     return notify(
-        user=strategy.owner,
-        event=NotificationKind.RUN_FAILED,
-        subject=subject,
-        body=body,
+        owner=strategy.owner,
+        kind=NotificationKind.RUN_FAILED,
+        subject=f"Run failed: {strategy.name}",
+        body=f"The run {execution.pk} of {strategy.name} failed.\n\n{execution.error}",
+        path=f"{reverse('lineage')}?execution={execution.pk}",
         execution=execution,
         strategy=strategy,
         data={"execution_id": execution.pk, "strategy_id": strategy.pk, "error": execution.error},
+    )
+
+
+def notify_run_skipped(*, execution: StrategyExecution) -> Notification | None:
+    """A run skipped for a reason the trader must act on, once per spell: while the strategy's previous run was
+    skipped for the same reason, the trader has been told already."""
+    if execution.skip_reason not in ACTIONABLE_SKIPS:
+        return None
+    strategy = execution.strategy
+    previous = (
+        StrategyExecution.objects.filter(strategy=strategy, started_at__lt=execution.started_at)
+        .order_by("-started_at")
+        .values_list("skip_reason", flat=True)
+        .first()
+    )
+    if previous == execution.skip_reason:
+        return None
+    reason = execution.get_skip_reason_display()
+    return notify(
+        owner=strategy.owner,
+        kind=NotificationKind.RUN_SKIPPED,
+        subject=f"Run skipped: {strategy.name} ({reason})",
+        body=(
+            f"The run {execution.pk} of {strategy.name} was skipped: {execution.error or reason}.\n"
+            "Its next runs are skipped too until this is resolved; you are told again when it happens anew."
+        ),
+        path=f"{reverse('lineage')}?execution={execution.pk}",
+        execution=execution,
+        strategy=strategy,
+        data={"execution_id": execution.pk, "strategy_id": strategy.pk, "skip_reason": execution.skip_reason},
+    )
+
+
+def notify_daily_summary(*, owner: User, day: dt.date, start: dt.datetime, end: dt.datetime) -> Notification | None:
+    """The day in a few lines: realised P&L, runs by status, signals by action, LLM cost. Said only for a user
+    whose strategies did something that day."""
+    runs = dict(
+        StrategyExecution.objects.for_owner(owner)
+        .filter(started_at__gte=start, started_at__lt=end)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    if not runs:
+        return None
+    signals = dict(
+        TradingSignal.objects.filter(strategy__owner=owner, generated_at__gte=start, generated_at__lt=end)
+        .values_list("action")
+        .annotate(n=Count("pk"))
+        .values_list("action", "n")
+    )
+    trades = Trade.objects.filter(order__owner=owner, executed_at__gte=start, executed_at__lt=end)
+    pnl = trades.aggregate(total=Sum("realized_pnl"))["total"] or Decimal("0")
+    cost = LLMCall.objects.filter(strategy__owner=owner, created_at__gte=start, created_at__lt=end).aggregate(
+        total=Sum("cost_usd")
+    )["total"] or Decimal("0")
+
+    def counts(values: dict) -> str:
+        return ", ".join(f"{n} {name}" for name, n in sorted(values.items())) or "none"
+
+    body = (
+        f"Realised P&L: {money_text(pnl)} from {trades.count()} fills.\n"
+        f"Runs: {counts(runs)}.\n"
+        f"Signals: {counts(signals)}.\n"
+        f"LLM cost: ${money_text(cost)}."
+    )
+    return notify(
+        owner=owner,
+        kind=NotificationKind.DAILY_SUMMARY,
+        subject=f"Daily summary {day:%Y-%m-%d}: P&L {money_text(pnl)}",
+        body=body,
+        path=reverse("dashboard"),
+        data={
+            "day": day,
+            "realized_pnl": pnl,
+            "fills": trades.count(),
+            "runs": runs,
+            "signals": signals,
+            "llm_cost_usd": cost,
+        },
     )

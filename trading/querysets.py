@@ -21,11 +21,3 @@ class ExecutionQuerySet(models.QuerySet):
 
     def of_replays(self) -> "ExecutionQuerySet":
         return self.filter(is_replay=True)
-
-
-class NotificationQuerySet(models.QuerySet):
-    def for_owner(self, user) -> "NotificationQuerySet":
-        return self.filter(owner=user)
-
-    def recent(self) -> "NotificationQuerySet":
-        return self.order_by("-created_at", "-pk")

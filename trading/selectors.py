@@ -7,19 +7,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import DecimalField, ExpressionWrapper, F, OuterRef, Q, Subquery
+from django.db.models import DecimalField, ExpressionWrapper, F, OuterRef, Prefetch, Q, Subquery
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 
 from brokers.models import BrokerConnection
 from lineage.models import LineageRecord
+from notifications.models import Delivery, DeliveryState, Notification
 from orders.models import Order
 from orders.statuses import OrderStatus
 from portfolio.models import PortfolioSnapshot, Position
 from portfolio.services import portfolio_valuation
 from signals_app.listing import newest_signal_ids_sql
 from signals_app.models import TradingSignal
-from trading.models import Delivery, Notification, Strategy, StrategyExecution
+from trading.models import Strategy, StrategyExecution
 from trading.querysets import StrategyQuerySet
 
 STRATEGY_ROW_FIELDS = (
@@ -143,45 +144,42 @@ NOTIFICATION_COLUMNS = (
     "created_at",
     "order_id",
     "execution_id",
-    "email_result",
-    "email_error",
-    "webhook_result",
-    "webhook_error",
     "strategy__id",
     "strategy__name",
 )
+DELIVERY_COLUMNS = ("notification_id", "destination", "state", "error")
 
 
 def _notification_entry(n: Notification) -> LogEntry:
-    """A stored notification as a log line: what it said, and which channel failed and why."""
-    results = {n.email_result, n.webhook_result}
-    failures = [
-        f"{channel} failed: {error or 'no detail'}"
-        for channel, result, error in (
-            ("email", n.email_result, n.email_error),
-            ("webhook", n.webhook_result, n.webhook_error),
-        )
-        if result == Delivery.FAILED
+    """A stored notification as a log line: what it said, and which channel failed (or is still trying) and why."""
+    deliveries = list(n.deliveries.all())
+    states = {d.state for d in deliveries}
+    problems = [
+        f"{d.destination} {'failed' if d.state == DeliveryState.FAILED else 'retrying'}: {d.error or 'no detail'}"
+        for d in deliveries
+        if d.state == DeliveryState.FAILED or (d.state == DeliveryState.PENDING and d.error)
     ]
-    if Delivery.FAILED in results:
-        status, label = "error", "failed" if Delivery.SENT not in results else "partly sent"
-    elif Delivery.SENT in results:
+    if DeliveryState.FAILED in states:
+        status, label = "error", "failed" if DeliveryState.SENT not in states else "partly sent"
+    elif DeliveryState.PENDING in states:
+        status, label = "pending", "sending"
+    elif DeliveryState.SENT in states:
         status, label = "success", "sent"
     else:
-        status, label = "skipped", "not sent"
+        status, label = "skipped", "no channel"
     if n.order_id:
         url = reverse("order_detail", args=[n.order_id])
     elif n.execution_id:
         url = f"{reverse('lineage')}?execution={n.execution_id}"
     else:
-        url = f"{reverse('logs')}?kind=notifications"
+        url = reverse("notification_list")
     return LogEntry(
         at=n.created_at,
         kind="notification",
         status=status,
         label=label,
         strategy=n.strategy,
-        text=" — ".join([f"{n.get_kind_display()}: {n.subject}", *failures]),
+        text=" — ".join([f"{n.get_kind_display()}: {n.subject}", *problems]),
         url=url,
     )
 
@@ -197,7 +195,12 @@ def log_timeline(user: User, *, kind: str, strategy: Strategy | None, text: str,
         .defer("input_data", "output_data", "metadata")
     )
     orders = Order.objects.for_owner(user).select_related("symbol", "strategy")
-    notifications = Notification.objects.for_owner(user).select_related("strategy").only(*NOTIFICATION_COLUMNS)
+    notifications = (
+        Notification.objects.for_owner(user)
+        .select_related("strategy")
+        .only(*NOTIFICATION_COLUMNS)
+        .prefetch_related(Prefetch("deliveries", queryset=Delivery.objects.only(*DELIVERY_COLUMNS)))
+    )
     if strategy is not None:
         executions = executions.filter(strategy=strategy)
         steps = steps.filter(execution__strategy=strategy)
@@ -208,8 +211,8 @@ def log_timeline(user: User, *, kind: str, strategy: Strategy | None, text: str,
         steps = steps.filter(Q(error__icontains=text) | Q(step_name__icontains=text))
         orders = orders.filter(Q(status_reason__icontains=text) | Q(symbol__symbol__icontains=text))
         notifications = notifications.filter(
-            Q(subject__icontains=text) | Q(body__icontains=text) | Q(webhook_error__icontains=text)
-        )
+            Q(subject__icontains=text) | Q(body__icontains=text) | Q(deliveries__error__icontains=text)
+        ).distinct()
 
     entries: list[LogEntry] = []
     if kind in ("", "runs"):

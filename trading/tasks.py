@@ -5,14 +5,17 @@
   once that is committed (a strategy another run holds gets a SKIPPED claim_held execution instead).
 - `trading.strategy_run` runs (or resumes) the execution; with PIPELINE_SPLIT_QUEUES it hops queues between steps.
 - `trading.orders_track` fans out one `trading.orders_track_connection` per account with working orders.
-- `trading.stops_watch` and `trading.portfolio_snapshots` run on beat's fixed schedule (config/celery.py).
+- `trading.stops_watch` and `trading.portfolio_snapshots` run on beat's fixed schedule (config/celery.py), and so
+  does `trading.daily_summaries`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from celery import shared_task
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,7 +25,7 @@ from orders.statuses import OPEN_STATUSES
 from portfolio.services import connection_track
 from trading import executor
 from trading.models import ExecutionStatus, SkipReason, Strategy, StrategyExecution
-from trading.notifications import notify_fill, notify_rejection
+from trading.notifications import notify_daily_summary, notify_fill, notify_rejection
 from trading.services import (
     AlreadyRunning,
     execution_claim_renew,
@@ -105,3 +108,16 @@ def orders_track_connection(connection_id: int) -> int:
             return len(tracked)
     except LockTimeout:
         return 0
+
+
+@shared_task(name="trading.daily_summaries", ignore_result=True)
+def daily_summaries() -> int:
+    """Beat, 21:30 UTC on weekdays (after the US close in summer and winter): one `daily_summary` per user whose
+    strategies ran in the last 24 hours."""
+    end = timezone.now()
+    start = end - dt.timedelta(hours=24)
+    owners = User.objects.filter(strategies__executions__started_at__gte=start).distinct()
+    sent = 0
+    for owner in owners:
+        sent += notify_daily_summary(owner=owner, day=end.date(), start=start, end=end) is not None
+    return sent

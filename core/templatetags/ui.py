@@ -15,10 +15,10 @@ register = template.Library()
 
 _CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CAD": "C$", "AUD": "A$", "CHF": "CHF "}
 
-_GOOD = {"COMPLETED", "FILLED", "success", "BUY", "WIN", "active", "connected"}
-_BAD = {"FAILED", "REJECTED", "error", "SELL", "LOSS", "UNKNOWN", "EXPIRED", "disconnected"}
+_GOOD = {"COMPLETED", "FILLED", "success", "BUY", "WIN", "active", "connected", "sent"}
+_BAD = {"FAILED", "REJECTED", "error", "SELL", "LOSS", "UNKNOWN", "EXPIRED", "disconnected", "failed"}
 _WARN = {"SKIPPED", "skipped", "CANCEL_REQUESTED", "CANCELLED", "paused", "PARTIALLY_FILLED", "competing"}
-_INFO = {"RUNNING", "SUBMITTED", "SUBMITTING", "PENDING", "OPEN"}
+_INFO = {"RUNNING", "SUBMITTED", "SUBMITTING", "PENDING", "OPEN", "pending"}
 
 
 def _decimal(value) -> Decimal | None:

@@ -384,3 +384,34 @@ def test_keepalive_task_for_a_deleted_connection_does_nothing(keepalive_gateway,
 
     assert ibkr_keepalive_connection(987654) is None
     assert keepalive_gateway.calls == []
+
+
+def test_keepalive_tells_the_owner_when_the_session_goes_down_needs_a_login_and_comes_back(
+    keepalive_gateway, ibkr_connection
+):
+    from notifications.models import Notification
+
+    def told() -> list[str]:
+        return list(Notification.objects.order_by("pk").values_list("kind", flat=True))
+
+    session_keepalive(connection=ibkr_connection)  # the first keep-alive finds it ready: no news
+    session_keepalive(connection=ibkr_connection)
+    assert told() == []
+
+    keepalive_gateway.authenticated = keepalive_gateway.connected = False
+    session_keepalive(connection=ibkr_connection)
+    session_keepalive(connection=ibkr_connection)  # still down: told once
+    assert told() == ["session_down"]
+
+    keepalive_gateway.connected = True
+    keepalive_gateway.competing = True  # up, but another login holds the session: only a person can fix that
+    session_keepalive(connection=ibkr_connection)
+    assert told() == ["session_down", "session_login_needed"]
+
+    keepalive_gateway.competing = False
+    keepalive_gateway.authenticated = True
+    session_keepalive(connection=ibkr_connection)
+    assert told() == ["session_down", "session_login_needed", "session_restored"]
+    restored = Notification.objects.get(kind="session_restored")
+    assert restored.owner == ibkr_connection.owner
+    assert restored.subject == f"IBKR session restored: {ibkr_connection.name}"

@@ -79,15 +79,13 @@ def test_prompt_performance_drops_a_row_only_replays_produced(replay_strategy):
 def test_a_replays_failed_run_notifies_nobody_and_stores_nothing(settings, replay_strategy):
     from django.core import mail
 
-    from trading.models import Notification
+    from notifications.models import Notification
     from trading.notifications import notify_run_failed
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.NOTIFY_WEBHOOK_URL = ""
     run = StrategyExecutionFactory(strategy=replay_strategy, status="FAILED", error="boom", trigger="replay")
 
-    delivered = notify_run_failed(execution=run)
-
-    assert (delivered["email"], delivered["notification_id"]) == (False, None)
+    assert notify_run_failed(execution=run) is None
     assert mail.outbox == []
     assert not Notification.objects.exists()

@@ -242,7 +242,7 @@ def make_world(db, settings, tmp_path):
         TradeFactory(order=order)
         NotificationFactory(
             owner=user,
-            kind="fill",
+            kind="order_filled",
             strategy=strategy,
             order=order,
             execution=None,

@@ -441,14 +441,19 @@ def test_logs_list_stored_notifications_under_their_filter(owner_client, world):
     NotificationFactory(
         execution=world.running,
         subject=f"Run failed: {world.strategy.name}",
-        webhook_result="failed",
-        webhook_error="503 Server Error: Service Unavailable",
+        delivery__default_key="webhook",
+        delivery__destination="jsons://hooks.example.com/trading",
+        delivery__state="failed",
+        delivery__error="Failed to send JSON POST notification: Service Unavailable, error=503.",
     )
     # when the owner filters the logs to notifications
     body = owner_client.get("/logs/?kind=notifications").content.decode()
     # then both are listed with their kind, and the failed channel says why
-    assert f"Fill: Filled: BUY 10 {world.symbol.symbol} @ 100.00" in body
-    assert f"Run failed: Run failed: {world.strategy.name} — webhook failed: 503 Server Error" in body
+    assert f"Order filled: Filled: BUY 10 {world.symbol.symbol} @ 100.00" in body
+    assert (
+        f"Run failed: Run failed: {world.strategy.name} — jsons://hooks.example.com/trading failed: "
+        "Failed to send JSON POST notification: Service Unavailable" in body
+    )
     assert f'href="/orders/{world.order.pk}/"' in body
     assert f"?execution={world.running.pk}" in body
     # and nothing else: runs, failures and rejections stay under their own filters

@@ -27,8 +27,10 @@ PAGES = [
     ("strategy detail", lambda w: f"/strategies/{w.strategy.pk}/", 8),
     ("orders list", lambda w: "/orders/", 7),
     ("strategies list", lambda w: "/strategies/", 5),
-    ("logs", lambda w: "/logs/", 7),
-    ("logs notifications", lambda w: "/logs/?kind=notifications", 3),
+    ("logs", lambda w: "/logs/", 8),  # notifications: one read for them, one for all their deliveries
+    ("logs notifications", lambda w: "/logs/?kind=notifications", 4),
+    ("notifications", lambda w: "/notifications/", 4),
+    ("settings", lambda w: "/settings/", 4),
 ]
 
 

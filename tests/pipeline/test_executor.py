@@ -13,6 +13,7 @@ from django.core.files.storage import default_storage
 from lineage.models import LineageRecord, LineageStatus
 from lineage.steps import STEPS
 from market.models import MarketDataSource, PlaybackCursor
+from notifications.models import Notification
 from orders.models import Order, OrderLeg, OrderSide, TimeInForce
 from orders.statuses import OrderStatus
 from portfolio.models import Position
@@ -20,7 +21,7 @@ from signals_app.models import SignalAction, TradingSignal
 from tests.factories import OrderFactory, PositionFactory
 from tests.pipeline.conftest import bars_create, downtrend, strategy_with_indicators
 from trading.executor import execute
-from trading.models import ExecutionStatus, Notification, SkipReason, StrategyExecution
+from trading.models import ExecutionStatus, SkipReason, StrategyExecution
 from trading.services import execution_start
 
 pytestmark = pytest.mark.django_db
@@ -143,8 +144,11 @@ def test_a_failing_step_records_its_error_and_closes_the_lineage_and_notifies(se
     assert records["execution_error"] == LineageStatus.ERROR
     assert "generate_charts" not in records
     assert not TradingSignal.objects.filter(execution=execution).exists()
-    assert [m.to for m in mail.outbox] == [[owner.email]]
-    assert "Run failed" in mail.outbox[0].subject
+    notification = Notification.objects.get(execution=execution)
+    assert (notification.kind, notification.owner) == ("run_failed", owner)
+    assert [d.destination for d in notification.deliveries.all()] == [f"mail to {owner.email}"]
+    notify = LineageRecord.objects.get(execution=execution, step_name="notify")
+    assert notify.output_data == {"notification_id": notification.pk, "kind": "run_failed", "deliveries_queued": 1}
 
 
 def test_the_global_kill_switch_blocks_the_entry_and_the_refusal_is_in_the_lineage(settings, buying_strategy):

@@ -7,12 +7,12 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.core import mail
 from django.utils import timezone
 
 from brokers.interface import BrokerPosition
 from brokers.models import SimPosition
 from market.clock import FixedClock
+from notifications.models import Notification
 from orders.models import Order, OrderLeg, OrderSide, Trade
 from orders.statuses import OrderStatus
 from portfolio.models import Position
@@ -188,7 +188,7 @@ def test_orders_to_fills_to_positions_on_the_simulated_broker_and_drift_when_its
     position = Position.objects.open().get(strategy=strategy)
     assert position.quantity == entry.quantity
     assert position.stop_loss == entry.signal.stop_loss
-    assert "Filled" in mail.outbox[-1].subject
+    assert Notification.objects.get(order=entry).subject.startswith("Filled: BUY")
     assert not connection_reconcile(broker_connection=strategy.broker_connection).has_drift
 
     SimPosition.objects.filter(account__connection=strategy.broker_connection).update(quantity=D(1))

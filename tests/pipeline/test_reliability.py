@@ -15,6 +15,7 @@ from decimal import Decimal
 import pytest
 
 from lineage.models import LineageRecord
+from notifications.models import Notification
 from orders.models import Order
 from signals_app.models import Analyst
 from tests.brokers.gateway import AAPL, ACCOUNT, FakeGateway, LoopbackGateway
@@ -134,7 +135,19 @@ def test_a_broker_error_mid_run_ends_the_run_with_its_lineage(
     assert records["risk_check"] == ("skipped" if expected == ExecutionStatus.SKIPPED else "error")
     assert ("execution_error" in records) == (expected == ExecutionStatus.FAILED)
     assert fake.order_posts() == 0
+    # and the trader is told: a failed run as run_failed, a session that is down as run_skipped (a reason to act on)
+    told = "run_skipped" if expected == ExecutionStatus.SKIPPED else "run_failed"
+    assert wait_for(lambda: Notification.objects.filter(execution=execution, kind=told).exists())
     assert celery_worker_process.alive
+
+
+def wait_for(condition, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
 
 
 @pytest.fixture

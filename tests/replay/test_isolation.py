@@ -136,6 +136,9 @@ def _candidates(param: str, rows: ReplayRows) -> list[Any]:
         return ["json"]
     if param in {"step_name", "step"}:
         return ["parse_signal", "generate_charts"]
+    # A replay has no deliveries (it notifies nobody): a delivery task is handed every integer replay id instead.
+    if param == "delivery":
+        return sorted({value for values in rows.ids.values() for value in values if isinstance(value, int)})
     if param in {"pk", "id", "object_id"}:
         return sorted({value for values in rows.ids.values() for value in values}, key=str)
     return []
