@@ -171,8 +171,11 @@ def test_htmx_gets_the_channels_card_with_its_errors(client, trader):
 
 def test_the_notifications_page_lists_each_delivery_with_its_state_and_only_the_users_own(client, trader):
     mine = NotificationFactory(
-        execution__strategy__owner=trader, subject="Run failed: swing", delivery__state=DeliveryState.FAILED,
-        delivery__error="Unauthorized", delivery__destination="tgram://1...n/987654/",
+        execution__strategy__owner=trader,
+        subject="Run failed: swing",
+        delivery__state=DeliveryState.FAILED,
+        delivery__error="Unauthorized",
+        delivery__destination="tgram://1...n/987654/",
     )
     DeliveryFactory(notification=mine, destination="mail to trader@example.com")
     NotificationFactory(subject="Run failed: someone else's secret")
