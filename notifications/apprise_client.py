@@ -146,6 +146,10 @@ def scrub(text: str, url: str) -> str:
 
 
 def _hosts(plugin: Any) -> list[str]:
+    """The network hosts this URL makes Apprise connect to. A hosted service (Telegram, Discord, Pushover: a
+    plugin with a fixed `notify_url`) puts a token where the host goes (tgram://123456789:AA.../): not a host."""
+    if isinstance(getattr(type(plugin), "notify_url", None), str):
+        return [host for host in [getattr(plugin, "smtp_host", None)] if isinstance(host, str) and host]
     hosts = [getattr(plugin, "host", None), getattr(plugin, "smtp_host", None)]
     return [host for host in hosts if isinstance(host, str) and host]
 

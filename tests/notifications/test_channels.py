@@ -186,3 +186,9 @@ def test_the_notifications_page_lists_each_delivery_with_its_state_and_only_the_
     assert "tgram://1...n/987654/" in body and "Unauthorized" in body and "mail to trader@example.com" in body
     assert client.get("/notifications/?kind=order_filled").content.decode().count("Run failed: swing") == 0
     assert client.get("/notifications/?kind=nonsense&page=zz").status_code == 200
+
+
+def test_a_hosted_services_token_is_not_taken_for_a_private_host(trader):
+    # given a Telegram bot id that, read as a number, spells 10.0.0.1 (tgram://<bot id>:<token>/<chat>)
+    channel = channel_add(owner=trader, url="tgram://167772161:AAFsecretBotToken0123456789/987654")
+    assert channel.pk
