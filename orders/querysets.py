@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import User
 from django.db import models
+from django.db.models import F, Sum, Value
+from django.db.models.functions import Coalesce
 
 from orders.statuses import OPEN_STATUSES
 
@@ -41,3 +45,13 @@ class OrderQuerySet(models.QuerySet["Order"]):
 
     def parents(self) -> OrderQuerySet:
         return self.filter(parent__isnull=True)
+
+    def fills_unrecorded(self, *, since: dt.datetime) -> OrderQuerySet:
+        """Orders the broker says filled more of than their recorded executions (Trade rows) add up to: a pass that
+        took the broker's status but not the execution behind it (the execution list was read a moment before the
+        fill, or the pass died in between). Tracking reads executions again until they agree."""
+        return (
+            self.filter(filled_quantity__gt=0, updated_at__gte=since)
+            .annotate(recorded=Coalesce(Sum("trades__quantity"), Value(Decimal(0))))
+            .filter(filled_quantity__gt=F("recorded"))
+        )

@@ -674,6 +674,10 @@ def order_cancel(*, order: Order, broker: Broker | None = None, clock: MarketClo
 # --- sync ------------------------------------------------------------------------------------------------------------
 
 
+#: how far back tracking looks for executions of orders whose fills it has not recorded (IBKR lists up to 7 days)
+UNRECORDED_FILL_DAYS = 7
+
+
 def orders_sync(
     *, broker_connection: BrokerConnection | None, broker: Broker | None = None, clock: MarketClock | None = None
 ) -> list[Trade]:
@@ -681,7 +685,9 @@ def orders_sync(
     statuses, and record executions as Trade rows (one per broker execution id). Returns the Trade rows created now
     (oldest first), which is what the portfolio books into positions and P&L."""
     ours = Order.with_replays.for_connection(broker_connection)
-    if not (ours.unsettled().exists() or ours.working().exists()):
+    # by the rows' own (wall-clock) update times, whatever clock the broker runs on
+    missing = ours.fills_unrecorded(since=timezone.now() - dt.timedelta(days=UNRECORDED_FILL_DAYS))
+    if not (ours.unsettled().exists() or ours.working().exists() or missing.exists()):
         return []
     broker = broker or broker_for(broker_connection, clock=clock)
     # A SUBMITTING order younger than a conversation is most likely being sent right now: leave it to its sender.
@@ -692,7 +698,9 @@ def orders_sync(
         except (Transient, LockTimeout) as exc:  # the next poll tries again; the other orders go on now
             logger.warning("order %s: not reconciled this time: %s", order.client_order_id, exc)
     listed = {b.broker_order_id: b for b in broker.open_orders()}
-    trades = _record_executions(broker.executions(days=2), ours)
+    # A fill the order's status shows but no Trade records is looked for over a longer window.
+    days = UNRECORDED_FILL_DAYS if missing.exists() else 2
+    trades = _record_executions(broker.executions(days=days), ours)
     for order in ours.working().exclude(broker_order_id="").order_by("parent_id", "created_at"):
         reported = listed.get(order.broker_order_id)
         if reported is None:

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from brokers.interface import BrokerPosition
 from brokers.models import SimPosition
+from brokers.services import broker_for
 from market.clock import FixedClock
 from notifications.models import Notification
 from orders.models import Order, OrderLeg, OrderSide, Trade
@@ -194,6 +195,34 @@ def test_orders_to_fills_to_positions_on_the_simulated_broker_and_drift_when_its
     SimPosition.objects.filter(account__connection=strategy.broker_connection).update(quantity=D(1))
 
     assert connection_reconcile(broker_connection=strategy.broker_connection).has_drift
+
+
+def test_a_fill_whose_status_was_taken_but_whose_execution_was_not_is_booked_on_the_next_pass(settings, owner):
+    # given a BUY the simulated broker filled, and a tracking pass that took the order's Filled status but died before
+    # recording the execution (the state the SPY demo's exit was left in: Filled, no Trade, the position unchanged)
+    strategy = strategy_with_indicators(owner)
+    outcome = execute(execution_start(strategy=strategy, trigger="manual").pk)
+    next_day = next_session_after(last_session(0))
+    bars_create(strategy.symbol, closes=[99.0], end=next_day)
+    clock = FixedClock(next_day + dt.timedelta(hours=21))
+    entry = Order.objects.get(pk=outcome.order_ids[0])
+    broker = broker_for(strategy.broker_connection, clock=clock)
+    [reported] = [broker.order_status(entry.broker_order_id)]
+    assert reported.status == OrderStatus.FILLED
+    Order.objects.filter(pk=entry.pk).update(status=OrderStatus.FILLED, filled_quantity=reported.filled_quantity)
+    assert not Trade.objects.filter(order=entry).exists()
+
+    # when the next pass runs (no order is working any more)
+    results = connection_track(broker_connection=strategy.broker_connection, clock=clock)
+
+    # then the execution is recorded once, booked into the position, and the books equal the broker's
+    [trade] = Trade.objects.filter(order=entry)
+    assert [r.trade for r in results] == [trade]
+    position = Position.objects.open().get(strategy=strategy)
+    assert position.quantity == trade.quantity == entry.quantity
+    assert not connection_reconcile(broker_connection=strategy.broker_connection).has_drift
+    connection_track(broker_connection=strategy.broker_connection, clock=clock)
+    assert Trade.objects.filter(order=entry).count() == 1
 
 
 @pytest.mark.parametrize(
