@@ -176,11 +176,31 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db" if REDIS_URL else 
 
 # --- Celery -------------------------------------------------------------------------------------------------------
 
+
+def _empty_exchange_tables(folder: Path, exchanges: tuple[str, ...]) -> None:
+    """kombu's filesystem transport creates an exchange's table file on first use without a lock held from the
+    start: a worker and beat booting together could read it empty and the worker died (JSONDecodeError). Each table
+    starts here as an empty list, put in place atomically (a link never replaces a table another process wrote)."""
+    for exchange in exchanges:
+        table = folder / f"{exchange}.exchange"
+        if table.exists():
+            continue
+        draft = folder / f".{exchange}.exchange.{os.getpid()}"
+        draft.write_text("[]")
+        try:
+            os.link(draft, table)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink(missing_ok=True)
+
+
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", doc="Celery broker, a Redis URL (default: filesystem under var/)")
 if not CELERY_BROKER_URL:
     _queue_dir = VAR_DIR / "celery-broker"
     for _sub in ("queue", "processed", "control"):
         (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
+    _empty_exchange_tables(_queue_dir / "control", ("celery", "replays", "charts", "analysis", "orders"))
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir / "queue"),
