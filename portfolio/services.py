@@ -141,6 +141,50 @@ def _apply_sell(trade: Trade, order: Order, position: Position | None) -> FillRe
     return FillResult(trade=trade, position=position, realized_pnl=realized, closed=closed)
 
 
+@dataclass(frozen=True)
+class Books:
+    quantity: Decimal
+    average_cost: Decimal
+    realized_pnl: Decimal
+
+
+def position_from_trades(*, position: Position) -> Books:
+    """What a position is by its booked trades alone, applied in booking order as fill_apply applies them. The books
+    are right when this equals the stored position: `positions_disagreeing` says where it does not."""
+    quantity = average_cost = realized = ZERO
+    trades = (
+        Trade.with_replays.filter(order__position=position, realized_pnl__isnull=False)
+        .select_related("order")
+        .order_by("executed_at", "pk")
+    )
+    for trade in trades:
+        if trade.order.side == OrderSide.BUY:
+            cost = quantity * average_cost + trade.quantity * trade.price + trade.commission
+            quantity += trade.quantity
+            average_cost = (cost / quantity).quantize(PRICE_Q)
+        else:
+            sold = min(trade.quantity, quantity)
+            realized += ((trade.price - average_cost) * sold - trade.commission).quantize(PNL_Q)
+            quantity -= sold
+    return Books(quantity=quantity, average_cost=average_cost, realized_pnl=realized)
+
+
+def positions_disagreeing(*, positions: QuerySet[Position] | None = None) -> list[str]:
+    """Every position (a replay's too) whose stored quantity, average cost or realised P&L differs from what its
+    trades say, in words. A position no booked BUY opened (made by hand, not by fills) is not judged."""
+    rows = positions if positions is not None else Position.with_replays.all()
+    problems = []
+    opened_by_fills = rows.filter(
+        closing_orders__side=OrderSide.BUY, closing_orders__trades__realized_pnl__isnull=False
+    ).distinct()
+    for position in opened_by_fills:
+        books = position_from_trades(position=position)
+        stored = Books(position.quantity, position.average_cost, position.realized_pnl)
+        if stored != books:
+            problems.append(f"position {position.pk}: stored {stored}, its trades say {books}")
+    return problems
+
+
 def _signals_settle(position: Position) -> None:
     """The outcome and R multiple of the signals whose entries built this position (signals_app works them out from
     the fills: entries, and exits that carry the position)."""

@@ -17,6 +17,7 @@ from market.clock import MarketClock
 from market.models import Bar, BarSize
 from market.sources import StoredBarSource
 from orders.models import Order
+from tests.books import books_agree_with_their_trades  # noqa: F401  (autouse: the books invariant after each test)
 from tests.brokers.gateway import AAPL, ACCOUNT, FakeGateway, install_responses
 from tests.factories import BrokerConnectionFactory, SymbolFactory
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from market.models import Bar, BarSize, IndicatorType
+from tests.books import books_agree_with_their_trades  # noqa: F401  (autouse: the books invariant after each test)
 from tests.factories import IndicatorConfigFactory, StrategyFactory, StrategyIndicatorFactory, SymbolFactory
 
 BARS = 220

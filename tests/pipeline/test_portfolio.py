@@ -23,6 +23,7 @@ from portfolio.services import (
     fill_apply,
     portfolio_statistics,
     portfolio_valuation,
+    positions_disagreeing,
     positions_reconcile,
     snapshots_take,
     stops_watch,
@@ -223,6 +224,19 @@ def test_a_fill_whose_status_was_taken_but_whose_execution_was_not_is_booked_on_
     assert not connection_reconcile(broker_connection=strategy.broker_connection).has_drift
     connection_track(broker_connection=strategy.broker_connection, clock=clock)
     assert Trade.objects.filter(order=entry).count() == 1
+
+
+def test_the_books_check_names_a_position_that_differs_from_its_trades(owner):
+    strategy = strategy_with_indicators(owner)
+    run_and_fill(strategy)
+    assert positions_disagreeing() == []
+    position = Position.objects.get(strategy=strategy)
+
+    Position.objects.filter(pk=position.pk).update(quantity=position.quantity - 1)
+
+    [problem] = positions_disagreeing()
+    assert problem.startswith(f"position {position.pk}: stored Books(quantity=Decimal('{position.quantity - 1}')")
+    Position.objects.filter(pk=position.pk).update(quantity=position.quantity)  # right again for the check after
 
 
 @pytest.mark.parametrize(

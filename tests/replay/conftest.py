@@ -11,6 +11,7 @@ import pytest
 
 from market.frames import frame_from_rows
 from market.models import Bar, BarSize, Symbol
+from tests.books import books_agree_with_their_trades  # noqa: F401  (autouse: the books invariant after each test)
 
 SPY_CSV = Path(__file__).parent / "data" / "SPY_daily_2009-2012.csv"
 
