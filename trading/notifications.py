@@ -173,7 +173,8 @@ def notify_daily_summary(*, owner: User, day: dt.date, start: dt.datetime, end: 
         .values_list("action", "n")
     )
     trades = Trade.objects.filter(order__owner=owner, executed_at__gte=start, executed_at__lt=end)
-    pnl = trades.aggregate(total=Sum("realized_pnl"))["total"] or Decimal("0")
+    booked = trades.aggregate(total=Sum("realized_pnl"), fills=Count("pk"))
+    pnl, fills = booked["total"] or Decimal("0"), booked["fills"]
     cost = LLMCall.objects.filter(strategy__owner=owner, created_at__gte=start, created_at__lt=end).aggregate(
         total=Sum("cost_usd")
     )["total"] or Decimal("0")
@@ -182,7 +183,7 @@ def notify_daily_summary(*, owner: User, day: dt.date, start: dt.datetime, end: 
         return ", ".join(f"{n} {name}" for name, n in sorted(values.items())) or "none"
 
     body = (
-        f"Realised P&L: {money_text(pnl)} from {trades.count()} fills.\n"
+        f"Realised P&L: {money_text(pnl)} from {fills} fills.\n"
         f"Runs: {counts(runs)}.\n"
         f"Signals: {counts(signals)}.\n"
         f"LLM cost: ${money_text(cost)}."
@@ -196,7 +197,7 @@ def notify_daily_summary(*, owner: User, day: dt.date, start: dt.datetime, end: 
         data={
             "day": day,
             "realized_pnl": pnl,
-            "fills": trades.count(),
+            "fills": fills,
             "runs": runs,
             "signals": signals,
             "llm_cost_usd": cost,
