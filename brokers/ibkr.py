@@ -21,8 +21,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 import requests
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -823,6 +825,10 @@ def _session_change_notify(connection: BrokerConnection, *, was: str | None, sta
     now = _session_health(connection)
     if now == was or (was is None and now == "ready"):
         return
+    if now == "ready":
+        # compared with the broker again once the session is back: fills may have happened while it was away
+        connection_id = connection.pk
+        transaction.on_commit(lambda: current_app.send_task("trading.reconcile_connection", args=[connection_id]))
     kind, headline = SESSION_NEWS[now]
     advice = {
         "down": "The gateway does not answer: orders and runs that need it wait. Check that it is running.",

@@ -50,6 +50,12 @@ class BrokerConnection(ReplayMarked):
     connected = models.BooleanField(default=False)
     competing = models.BooleanField(default=False)
     auth_message = models.CharField(max_length=500, blank=True)
+    drift_halted = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="symbols whose books differ from the broker's: no new entries, exits wait (set by reconciliation)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = LiveManager["BrokerConnection"]()

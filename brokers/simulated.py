@@ -23,7 +23,6 @@ from decimal import ROUND_HALF_UP, Decimal
 import pandas as pd
 from django.db import IntegrityError, transaction
 
-from brokers.hours import day_order_session, session_close, session_open
 from brokers.interface import (
     AccountSummary,
     BracketRequest,
@@ -41,6 +40,7 @@ from brokers.interface import (
 )
 from brokers.models import BrokerConnection, SimAccount, SimFill, SimOrder, SimOrderStatus, SimPosition
 from market import sources
+from market.calendar import day_order_session, session_close, session_open
 from market.clock import MarketClock, WallClock
 from market.models import Bar, BarSize, Symbol
 from market.sources import BarSource, BarSourceError
@@ -159,7 +159,11 @@ class SimulatedBroker(Broker):
             if price is not None:
                 # A daily bar is keyed at 00:00 UTC of its session date, which is the evening before in New York:
                 # its fills happen in the session, dated at its open (never later than the clock).
-                at = min(session_open(timestamp.date(), order.symbol.time_zone), now) if daily else timestamp
+                at = (
+                    min(session_open(timestamp.date(), order.symbol.time_zone, order.symbol.exchange), now)
+                    if daily
+                    else timestamp
+                )
                 self._fill(account, order, price, at)
                 return
         if order.tif == "DAY":
@@ -329,7 +333,9 @@ class SimulatedBroker(Broker):
         now = self.clock.now()
         expires = None
         if order.tif == "DAY":
-            expires = session_close(day_order_session(now, symbol.time_zone), symbol.time_zone)
+            expires = session_close(
+                day_order_session(now, symbol.time_zone, symbol.exchange), symbol.time_zone, symbol.exchange
+            )
         return SimOrder.objects.create(
             account=account,
             order_ref="" if parent else order.client_order_id,

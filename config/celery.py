@@ -18,6 +18,7 @@ app.conf.beat_schedule = {
     "orders-track": {"task": "trading.orders_track", "schedule": 15.0, "options": {"expires": 15}},
     "stops-watch": {"task": "portfolio.stops_watch", "schedule": 60.0, "options": {"expires": 60}},
     "portfolio-snapshots": {"task": "portfolio.snapshots", "schedule": 900.0, "options": {"expires": 900}},
+    "reconcile": {"task": "trading.reconcile", "schedule": 300.0, "options": {"expires": 300}},
     "ibkr-keepalive": {"task": "brokers.ibkr_keepalive", "schedule": 60.0, "options": {"expires": 55}},
     "notifications-resend-lost": {
         "task": "notifications.resend_lost",

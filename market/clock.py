@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
+from market import calendar
 from market.models import MarketDataSource
 from market.playback import playback_cursor
 
@@ -62,6 +63,7 @@ INTRADAY_DURATIONS = {
     "4h": dt.timedelta(hours=4),
 }
 SESSION_CLOSE = dt.time(16, 0)
+SESSIONS_PER_WEEK = 5
 
 
 def bar_close(timestamp: dt.datetime, bar_size: str, tz: str = DEFAULT_EXCHANGE_TZ) -> dt.datetime:
@@ -87,3 +89,34 @@ def clock_for_strategy(strategy) -> MarketClock:
         return WallClock()
     cursor = playback_cursor(strategy)
     return FixedClock(bar_close(cursor, strategy.bar_size, strategy.symbol.time_zone))
+
+
+def bar_age(
+    timestamp: dt.datetime, bar_size: str, now: dt.datetime, tz: str = DEFAULT_EXCHANGE_TZ, exchange: str = ""
+) -> float:
+    """How many bar intervals of open market time have passed since the bar keyed at `timestamp` completed, by the
+    exchange's calendar: a daily bar counts the sessions that have closed since, a weekly one those over five, an
+    intraday one the open time over its duration. A weekend or a holiday adds nothing."""
+    completed = bar_close(timestamp, bar_size, tz)
+    if now <= completed:
+        return 0.0
+    if bar_size in INTRADAY_DURATIONS:
+        return calendar.open_time_between(completed, now, tz, exchange) / INTRADAY_DURATIONS[bar_size]
+    last_session = completed.astimezone(ZoneInfo(tz)).date()
+    today = now.astimezone(ZoneInfo(tz)).date()
+    closed = calendar.sessions_between(last_session, today, tz, exchange)
+    if today > last_session and calendar.is_session(today, tz, exchange):
+        closed -= now < calendar.session_close(today, tz, exchange)  # today's session has not closed yet
+    return closed / (SESSIONS_PER_WEEK if bar_size == "1w" else 1)
+
+
+def session_date(timestamp: dt.datetime) -> dt.date:
+    """The session a daily or weekly bar belongs to: the date of its 00:00 UTC key, whatever the viewer's zone."""
+    return timestamp.astimezone(dt.UTC).date()
+
+
+def session_label(timestamp: dt.datetime, bar_size: str, tz: str = DEFAULT_EXCHANGE_TZ) -> str:
+    """A bar in words: a daily or weekly one by its session date, an intraday one by its exchange-local start."""
+    if bar_size in INTRADAY_DURATIONS:
+        return f"{timestamp.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M %Z}"
+    return session_date(timestamp).isoformat()

@@ -49,6 +49,7 @@ class OrderSource(models.TextChoices):
     STRATEGY = "strategy"
     MANUAL = "manual"
     STOP_WATCH = "stop_watch", "stop/target watch"
+    RECONCILIATION = "reconciliation", "reconciliation (booked, never sent)"
 
 
 class Order(ReplayMarked):

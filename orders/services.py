@@ -32,7 +32,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from brokers.hours import is_market_open
 from brokers.interface import (
     BracketRequest,
     Broker,
@@ -49,6 +48,7 @@ from brokers.interface import (
 from brokers.models import BrokerConnection
 from brokers.services import broker_for
 from core.coordination import LockTimeout, lock
+from market.calendar import is_market_open
 from market.clock import MarketClock, WallClock
 from market.models import Symbol
 from orders.models import InvalidTransition, Order, OrderLeg, OrderSide, OrderSource, OrderType, TimeInForce, Trade
@@ -118,9 +118,9 @@ def order_guard(
     if quantity > max_quantity:  # o383
         return f"quantity {quantity} is above the per-order cap of {max_quantity} (ORDER_MAX_QUANTITY)"
     now = clock.now()
-    if tif == TimeInForce.IOC and not is_market_open(now, symbol.time_zone):
+    if tif == TimeInForce.IOC and not is_market_open(now, symbol.time_zone, symbol.exchange):
         return "the market is closed and an IOC order cannot wait for it"
-    if tif == TimeInForce.OPG and is_market_open(now, symbol.time_zone):
+    if tif == TimeInForce.OPG and is_market_open(now, symbol.time_zone, symbol.exchange):
         return "an OPG order is for the opening auction: the market is already open"
     try:
         last = broker.last_price(symbol)
@@ -253,6 +253,9 @@ def order_place(
         strategy=strategy,
         clock=clock,
     )
+    if not refusal and broker_connection is not None:
+        refusal = _drift_halt(broker_connection, symbol, side)
+    cap_note = ""
     source = source or (OrderSource.STRATEGY if strategy is not None else OrderSource.MANUAL)
     sells_position = side == OrderSide.SELL and position is not None
     try:
@@ -263,6 +266,8 @@ def order_place(
         with lock(f"position-exit:{exited.pk}", ttl=30, wait=30) if sells_position else contextlib.nullcontext():
             if sells_position and not refusal:
                 refusal = position_exit_refusal(position=exited, quantity=quantity)
+            if side == OrderSide.SELL and not refusal:  # our books allow it: now what the broker holds bounds it
+                quantity, refusal, cap_note = _broker_cap(broker, broker_connection, symbol, quantity)
             order = _record(
                 owner=owner,
                 broker_connection=broker_connection,
@@ -287,7 +292,56 @@ def order_place(
     if refusal:
         _reject_group(order, refusal)
         return order
-    return _send(order, broker)
+    return _send(order, broker, note=cap_note)
+
+
+def _drift_halt(broker_connection: BrokerConnection, symbol: Symbol, side: str) -> str:
+    """Why a drifted symbol takes no order now, or "": read at send time, not from the caller's copy."""
+    halted = (
+        BrokerConnection.with_replays.filter(pk=broker_connection.pk).values_list("drift_halted", flat=True).first()
+    )
+    if symbol.symbol not in (halted or []):
+        return ""
+    what = "new entries are halted" if side == OrderSide.BUY else "exits wait"
+    return (
+        f"our {symbol.symbol} books differ from the broker's: {what} until the difference is resolved "
+        "(see the portfolio page)"
+    )
+
+
+def _broker_cap(
+    broker: Broker, broker_connection: BrokerConnection | None, symbol: Symbol, quantity: Decimal
+) -> tuple[Decimal, str, str]:
+    """A SELL never sells more than the broker holds, less what our exits working there may sell already: at IBKR
+    the rest would open a short. Returns the quantity to send, the refusal ("" when it may go) and a note when the
+    quantity was cut."""
+    try:
+        held = sum(
+            (
+                Decimal(p.quantity)
+                for p in broker.positions()
+                if p.symbol == symbol.symbol or (symbol.conid and p.conid == symbol.conid)
+            ),
+            Decimal(0),
+        )
+    except BrokerError as exc:
+        return quantity, f"not sent: the broker's {symbol.symbol} holding could not be read to cap the sale: {exc}", ""
+    working = Order.with_replays.filter(
+        broker_connection=broker_connection, symbol=symbol, side=OrderSide.SELL, parent__isnull=True
+    ).exclude(status__in=TERMINAL_STATUSES)
+    in_flight = sum((o.quantity - o.filled_quantity for o in working), Decimal(0))
+    available = held - in_flight
+    if available <= 0:
+        pending = f" and exits for {in_flight.normalize():f} are working there" if in_flight else ""
+        return (
+            quantity,
+            f"the broker holds {held.normalize():f} {symbol.symbol}{pending}: selling {quantity.normalize():f} "
+            "would open a short",
+            "",
+        )
+    if quantity > available:
+        return available, "", f"cut from {quantity.normalize():f} to the {available.normalize():f} the broker holds"
+    return quantity, "", ""
 
 
 def position_exit_refusal(*, position: PositionLike, quantity: Decimal) -> str:
@@ -420,7 +474,7 @@ def _children(order: Order) -> tuple[Order | None, Order | None]:
     return kids.get(OrderLeg.STOP), kids.get(OrderLeg.TARGET)
 
 
-def _send(order: Order, broker: Broker) -> Order:
+def _send(order: Order, broker: Broker, *, note: str = "") -> Order:
     stop, target = _children(order)
     group = [o for o in (order, stop, target) if o is not None]
     try:
@@ -459,8 +513,10 @@ def _send(order: Order, broker: Broker) -> Order:
     else:
         now = timezone.now()
         for member, broker_id in zip(group, placement.broker_order_ids, strict=False):
-            note = "; ".join(placement.messages) if member is order else ""
-            reason = f"accepted after answering {note}" if note else "accepted"
+            answered = "; ".join(placement.messages) if member is order else ""
+            reason = f"accepted after answering {answered}" if answered else "accepted"
+            if note and member is order:
+                reason = f"{reason} ({note})"
             member.transition_to(S.SUBMITTED, reason=reason, broker_order_id=broker_id, submitted_at=now)
     order.refresh_from_db()
     return order

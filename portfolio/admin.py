@@ -1,15 +1,18 @@
 from typing import TYPE_CHECKING
 
 from django.contrib import admin
+from django.http import HttpRequest
 
-from portfolio.models import PortfolioSnapshot, Position
+from portfolio.models import PortfolioSnapshot, Position, Reconciliation
+from portfolio.services import drift_words
 
 # The admin classes are generic in django-stubs only: at run time they take no type arguments.
 if TYPE_CHECKING:
     PositionAdminBase = admin.ModelAdmin[Position]
     SnapshotAdminBase = admin.ModelAdmin[PortfolioSnapshot]
+    ReconciliationAdminBase = admin.ModelAdmin[Reconciliation]
 else:
-    PositionAdminBase = SnapshotAdminBase = admin.ModelAdmin
+    PositionAdminBase = SnapshotAdminBase = ReconciliationAdminBase = admin.ModelAdmin
 
 
 @admin.register(Position)
@@ -36,3 +39,38 @@ class PortfolioSnapshotAdmin(SnapshotAdminBase):
     search_fields = ["owner__username"]
     list_select_related = ["owner"]
     date_hierarchy = "taken_at"
+
+
+@admin.register(Reconciliation)
+class ReconciliationAdmin(ReconciliationAdminBase):
+    """Every check of an account against its broker; read-only: a drift is resolved on the portfolio page, where
+    accepting the broker's position books an adjusting trade."""
+
+    list_display = ["broker_connection", "checked_at", "has_drift", "differences", "resolved_symbols"]
+    list_filter = ["has_drift", "broker_connection__kind"]
+    search_fields = ["broker_connection__name", "broker_connection__owner__username"]
+    list_select_related = ["broker_connection"]
+    date_hierarchy = "checked_at"
+    readonly_fields = [
+        "broker_connection",
+        "checked_at",
+        "has_drift",
+        "drift",
+        "cash_ours",
+        "cash_broker",
+        "resolutions",
+    ]
+
+    @admin.display(description="differences")
+    def differences(self, obj: Reconciliation) -> str:
+        return "; ".join(drift_words(d) for d in obj.drift) or "—"
+
+    @admin.display(description="resolved")
+    def resolved_symbols(self, obj: Reconciliation) -> str:
+        return ", ".join(r["symbol"] for r in obj.resolutions) or "—"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Reconciliation | None = None) -> bool:
+        return False

@@ -68,13 +68,25 @@ class PortfolioSnapshot(models.Model):
 
 
 class Reconciliation(models.Model):
-    """One comparison of our open positions with the broker's. Drift is flagged for a person, never auto-fixed."""
+    """One comparison of an account's books with the broker's: positions by symbol, cash (a simulated account's, which
+    our books know in full) and orders working at the broker that we do not know. A drifted symbol halts entries and
+    holds exits until it is resolved: by fills found at the broker (booked automatically), or by the owner accepting
+    the broker's position (an adjusting trade `recon-<id>`). Never "fixed" silently."""
 
     broker_connection = models.ForeignKey(
         "brokers.BrokerConnection", on_delete=models.CASCADE, related_name="reconciliations"
     )
     has_drift = models.BooleanField(default=False)
-    drift = models.JSONField(default=list, blank=True, help_text="[{symbol, ours, broker}] where they differ")
+    drift = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[{symbol, ours, broker}] positions that differ; [{kind: order, ...}] broker orders we do not know",
+    )
+    cash_ours = models.DecimalField(**MONEY, null=True, blank=True)
+    cash_broker = models.DecimalField(**MONEY, null=True, blank=True)
+    resolutions = models.JSONField(
+        default=list, blank=True, help_text="[{symbol, by, at, trade_ids, note}] the owner's resolutions of this drift"
+    )
     checked_at = models.DateTimeField()
 
     class Meta:
@@ -84,3 +96,14 @@ class Reconciliation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.broker_connection} {self.checked_at:%Y-%m-%d %H:%M} {'DRIFT' if self.has_drift else 'ok'}"
+
+    @property
+    def position_drift(self) -> list[dict[str, str]]:
+        return [d for d in self.drift if "symbol" in d and d.get("kind", "position") == "position"]
+
+    @property
+    def other_drift(self) -> list[dict[str, str]]:
+        return [d for d in self.drift if d.get("kind", "position") != "position"]
+
+    def resolved(self, symbol: str) -> bool:
+        return any(r["symbol"] == symbol for r in self.resolutions)

@@ -18,14 +18,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
 from django.urls import reverse
 from django.utils import timezone
 
-from brokers.hours import day_order_session, session_close
-from brokers.interface import Broker, BrokerPosition
+from brokers.interface import Broker, BrokerOrder, BrokerPosition
 from brokers.models import BrokerConnection
 from brokers.services import broker_for
+from market.calendar import day_order_session, session_close
 from market.clock import MarketClock, WallClock, clock_for_strategy
 from market.models import Bar, MarketDataSource, Symbol
 from market.sources import source_for_strategy
@@ -42,7 +42,7 @@ from orders.services import (
     orders_sync,
     position_exit_refusal,
 )
-from orders.statuses import TERMINAL_STATUSES
+from orders.statuses import OPEN_STATUSES, TERMINAL_STATUSES
 from portfolio.models import PortfolioSnapshot, Position, Reconciliation
 from signals_app.models import SignalAction, SignalOutcome, TradingSignal
 
@@ -472,46 +472,257 @@ def portfolio_statistics(*, owner: User, strategy: StrategyLike | None = None) -
 # --- reconciliation ------------------------------------------------------------------------------------------------
 
 
-def positions_reconcile(
-    *, broker_connection: BrokerConnection, broker_positions: Iterable[BrokerPosition]
-) -> Reconciliation:
-    """Compare our open positions for this account with what the broker holds. Differences are recorded and
-    flagged, never "fixed": a person decides which side is wrong."""
-    ours: dict[str, Decimal] = {}
-    for symbol, quantity in (
+def account_positions(*, broker_connection: BrokerConnection) -> QuerySet[Position]:
+    """The open positions our books hold on this account: its strategies' (archived ones' too), and manual ones
+    opened by an order sent to it."""
+    return (
         Position.objects.open()
-        .filter(owner=broker_connection.owner, strategy__broker_connection=broker_connection)
-        .values_list("symbol__symbol", "quantity")
+        .filter(owner=broker_connection.owner)
+        .filter(
+            Q(strategy__broker_connection=broker_connection)
+            | Q(strategy__isnull=True, closing_orders__broker_connection=broker_connection)
+        )
+        .distinct()
+    )
+
+
+def account_cash(*, broker_connection: BrokerConnection) -> Decimal:
+    """A simulated account's cash by our books: its starting cash, plus sales, less purchases and commissions."""
+    flows = ZERO
+    for side, quantity, price, commission in Trade.objects.filter(
+        order__broker_connection=broker_connection
+    ).values_list("order__side", "quantity", "price", "commission"):
+        amount = quantity * price
+        flows += (amount if side == OrderSide.SELL else -amount) - commission
+    return (broker_connection.starting_cash + flows).quantize(MONEY_Q)
+
+
+def positions_reconcile(
+    *,
+    broker_connection: BrokerConnection,
+    broker_positions: Iterable[BrokerPosition],
+    broker_cash: Decimal | None = None,
+    broker_orders: Iterable[BrokerOrder] = (),
+) -> Reconciliation:
+    """Compare our books for this account with what the broker says: positions by symbol, a simulated account's cash
+    (`broker_cash`), and orders working at the broker that we never placed. A symbol whose positions differ halts:
+    no new entries, and exits wait, until a later check finds it agrees (fills found at the broker were booked, or
+    the owner accepted the broker's position). Differences are recorded and told, never silently "fixed"."""
+    ours: dict[str, Decimal] = {}
+    for symbol, quantity in account_positions(broker_connection=broker_connection).values_list(
+        "symbol__symbol", "quantity"
     ):
         ours[symbol] = ours.get(symbol, ZERO) + quantity
     theirs: dict[str, Decimal] = {}
     for held in broker_positions:
         if held.quantity:
             theirs[held.symbol] = theirs.get(held.symbol, ZERO) + Decimal(held.quantity)
-    drift = [
+    drift: list[dict[str, str]] = [
         {"symbol": symbol, "ours": str(ours.get(symbol, ZERO)), "broker": str(theirs.get(symbol, ZERO))}
         for symbol in sorted(set(ours) | set(theirs))
         if ours.get(symbol, ZERO) != theirs.get(symbol, ZERO)
     ]
+    cash_ours = None
+    if broker_cash is not None and broker_connection.kind == "simulated":
+        cash_ours = account_cash(broker_connection=broker_connection)
+        if abs(cash_ours - broker_cash) >= MONEY_Q:
+            drift.append({"kind": "cash", "ours": str(cash_ours), "broker": str(broker_cash)})
+    ours_ids = Order.with_replays.for_connection(broker_connection).values_list("client_order_id", "broker_order_id")
+    refs = {ref for ref, _ in ours_ids}
+    broker_ids = {broker_id for _, broker_id in ours_ids if broker_id}
+    for order in broker_orders:
+        known = order.order_ref in refs or order.broker_order_id in broker_ids or order.parent_broker_order_id
+        if order.status in OPEN_STATUSES and not known:
+            drift.append(
+                {
+                    "kind": "order",
+                    "order_ref": order.order_ref,
+                    "broker_order_id": order.broker_order_id,
+                    "status": order.status,
+                }
+            )
+    halted = sorted({d["symbol"] for d in drift if "symbol" in d})
     previous = Reconciliation.objects.filter(broker_connection=broker_connection).order_by("-checked_at").first()
-    reconciliation = Reconciliation.objects.create(
-        broker_connection=broker_connection, has_drift=bool(drift), drift=drift, checked_at=timezone.now()
-    )
+    with transaction.atomic():
+        reconciliation = Reconciliation.objects.create(
+            broker_connection=broker_connection,
+            has_drift=bool(drift),
+            drift=drift,
+            cash_ours=cash_ours,
+            cash_broker=broker_cash if cash_ours is not None else None,
+            checked_at=timezone.now(),
+        )
+        BrokerConnection.objects.filter(pk=broker_connection.pk).update(drift_halted=halted)
+        broker_connection.drift_halted = halted
     if drift and (previous is None or previous.drift != drift):  # told once per difference, not every check
         _drift_notify(broker_connection, drift)
     return reconciliation
 
 
 def _drift_notify(broker_connection: BrokerConnection, drift: list[dict[str, str]]) -> None:
-    lines = "\n".join(f"{d['symbol']}: ours {d['ours']}, the broker's {d['broker']}" for d in drift)
+    lines = "\n".join(drift_words(d) for d in drift)
+    symbols = [d["symbol"] for d in drift if "symbol" in d]
+    halt = f"\nNew entries on {', '.join(symbols)} are halted and exits wait until it is resolved." if symbols else ""
     notify(
         owner=broker_connection.owner,
         kind=NotificationKind.DRIFT_FOUND,
-        subject=f"Books drift from the broker: {', '.join(d['symbol'] for d in drift)} ({broker_connection.name})",
-        body=f"Our positions differ from what the broker holds:\n{lines}\nDecide which side is right.",
+        subject=f"Books drift from the broker: {', '.join(symbols) or 'cash/orders'} ({broker_connection.name})",
+        body=f"Our books differ from what the broker says:\n{lines}{halt}\nDecide which side is right.",
         path=reverse("portfolio"),
         data={"broker_connection_id": broker_connection.pk, "drift": drift},
     )
+
+
+def drift_words(difference: dict[str, str]) -> str:
+    kind = difference.get("kind", "position")
+    if kind == "cash":
+        return f"cash: ours {difference['ours']}, the broker's {difference['broker']}"
+    if kind == "order":
+        ref = difference["order_ref"] or "no order ref"
+        return f"an order working at the broker that we did not place: {difference['broker_order_id']} ({ref})"
+    return f"{difference['symbol']}: ours {difference['ours']}, the broker's {difference['broker']}"
+
+
+@dataclass(frozen=True)
+class Drift:
+    reconciliation: Reconciliation
+    difference: dict[str, str]
+
+    @property
+    def symbol(self) -> str:
+        return self.difference.get("symbol", "")
+
+    @property
+    def resolved(self) -> bool:
+        return bool(self.symbol) and self.reconciliation.resolved(self.symbol)
+
+    @property
+    def words(self) -> str:
+        return drift_words(self.difference)
+
+
+def drift_open(*, owner: User) -> list[Drift]:
+    """Each difference the latest check of each of the owner's accounts found: what the dashboard and the portfolio
+    page show until a check finds the books agree."""
+    latest = Reconciliation.objects.filter(broker_connection=OuterRef("pk")).order_by("-checked_at").values("pk")[:1]
+    checks = Reconciliation.objects.filter(
+        pk__in=BrokerConnection.objects.filter(owner=owner).values(latest_id=Subquery(latest)), has_drift=True
+    ).select_related("broker_connection")
+    return [Drift(check, difference) for check in checks for difference in check.drift]
+
+
+class ResolutionError(ValueError):
+    """The resolution asked for does not apply (the drift is gone, or was resolved already)."""
+
+
+def drift_accept_broker(
+    *, reconciliation: Reconciliation, symbol: str, by: User, price: Decimal | None = None
+) -> list[Trade]:
+    """The owner's resolution of a position drift: our books take the broker's quantity. Each position changed gets
+    an adjusting fill (an order of source `reconciliation`, never sent; its trade `recon-<reconciliation id>`, then
+    `-2`, `-3` when more than one position moves), so a position still equals its trades, at `price` or else the
+    position's average cost (a sale no execution was found for realises nothing we can know). Recorded on the
+    reconciliation; the symbol's halt lifts once a check agrees."""
+    connection = reconciliation.broker_connection
+    difference = next((d for d in reconciliation.position_drift if d["symbol"] == symbol), None)
+    if difference is None:
+        raise ResolutionError(f"this check found no difference in {symbol}")
+    if reconciliation.resolved(symbol):
+        raise ResolutionError(f"the {symbol} difference of this check was resolved already")
+    latest = Reconciliation.objects.filter(broker_connection=connection).order_by("-checked_at").first()
+    if latest is None or latest.pk != reconciliation.pk:
+        raise ResolutionError("a later check has replaced this one: resolve what the latest check found")
+    target = Decimal(difference["broker"])
+    positions = list(
+        account_positions(broker_connection=connection).filter(symbol__symbol=symbol).order_by("-opened_at", "-pk")
+    )
+    ours = sum((p.quantity for p in positions), ZERO)
+    if ours != Decimal(difference["ours"]):
+        raise ResolutionError(f"our {symbol} books changed since this check: run the check again")
+    now = timezone.now()
+    trades: list[Trade] = []
+    with transaction.atomic():
+        excess = ours - target
+        for position in positions:
+            if excess <= 0:
+                break
+            sold = min(excess, position.quantity)
+            trades.append(
+                _adjusting_fill(reconciliation, symbol, position, OrderSide.SELL, sold, price, now, len(trades))
+            )
+            excess -= sold
+        if excess < 0:
+            grown = positions[0] if positions else None
+            trades.append(
+                _adjusting_fill(reconciliation, symbol, grown, OrderSide.BUY, -excess, price, now, len(trades))
+            )
+        note = f"accepted the broker's {symbol} position of {target.normalize():f} (ours was {ours.normalize():f})"
+        reconciliation.resolutions = [
+            *reconciliation.resolutions,
+            {
+                "symbol": symbol,
+                "by": by.get_username(),
+                "at": now.isoformat(),
+                "trade_ids": [t.pk for t in trades],
+                "note": note,
+            },
+        ]
+        reconciliation.save(update_fields=["resolutions"])
+        halted = [s for s in connection.drift_halted if s != symbol]
+        BrokerConnection.objects.filter(pk=connection.pk).update(drift_halted=halted)
+        connection.drift_halted = halted
+    return trades
+
+
+def _adjusting_fill(
+    reconciliation: Reconciliation,
+    symbol_name: str,
+    position: Position | None,
+    side: str,
+    quantity: Decimal,
+    price: Decimal | None,
+    at: dt.datetime,
+    index: int,
+) -> Trade:
+    connection = reconciliation.broker_connection
+    symbol = position.symbol if position is not None else Symbol.objects.filter(symbol=symbol_name).first()
+    if symbol is None:
+        raise ResolutionError(f"there is no symbol {symbol_name} here to book the broker's position under")
+    strategy = position.strategy if position is not None else None
+    price = price or (position.average_cost if position is not None and position.average_cost else None)
+    if price is None:
+        last = Bar.objects.for_symbol(symbol).newest_first().values_list("close", flat=True).first()
+        if last is None:
+            raise ResolutionError(f"give the price: there is no position cost or stored bar for {symbol.symbol}")
+        price = last
+    ref = f"recon-{reconciliation.pk}" + (f"-{index + 1}" if index else "")
+    order = Order.objects.create(
+        owner=connection.owner,
+        strategy=strategy,
+        broker_connection=connection,
+        source=OrderSource.RECONCILIATION,
+        symbol=symbol,
+        position=position,
+        side=side,
+        order_type=OrderType.MARKET,
+        quantity=quantity,
+        time_in_force=TimeInForce.DAY,
+        client_order_id=ref,
+        leg=OrderLeg.EXIT if side == OrderSide.SELL else OrderLeg.ENTRY,
+        status="FILLED",
+        filled_quantity=quantity,
+        average_fill_price=price,
+        status_reason=f"booked by reconciliation {reconciliation.pk}: the broker's position accepted",
+    )
+    if position is not None:  # booked after everything the position has booked, whatever its fills' clock said
+        latest = Trade.objects.filter(order__position=position).order_by("-executed_at").first()
+        at = max(at, latest.executed_at) if latest is not None else at
+    trade = Trade.objects.create(
+        order=order, quantity=quantity, price=price, commission=ZERO, executed_at=at, broker_execution_id=ref
+    )
+    fill_apply(trade=trade)
+    trade.refresh_from_db()
+    return trade
 
 
 # --- tracking: orders to fills to positions -------------------------------------------------------------------------
@@ -566,13 +777,20 @@ def connection_track(
     return results
 
 
+def _day_order_close(placed: dt.datetime, symbol: Symbol) -> dt.datetime:
+    """When a DAY order placed at `placed` stops working: its session's close by the calendar (13:00 on a half
+    day)."""
+    session = day_order_session(placed, symbol.time_zone, symbol.exchange)
+    return session_close(session, symbol.time_zone, symbol.exchange)
+
+
 def _day_orders_expire(*, broker_connection: BrokerConnection, broker: Broker, clock: MarketClock) -> None:
     """A DAY order still open after its session's close is asked about again; if the broker still calls it working,
     it is cancelled, so no order outlives the day it was meant for."""
     now = clock.now()
     for order in Order.with_replays.for_connection(broker_connection).open().filter(time_in_force=TimeInForce.DAY):
         placed = order.submitted_at or order.created_at
-        if session_close(day_order_session(placed, order.symbol.time_zone), order.symbol.time_zone) > now:
+        if _day_order_close(placed, order.symbol) > now:
             continue
         try:
             order = order_reconcile(order=order, broker=broker, clock=clock)
@@ -593,6 +811,9 @@ def stops_watch(*, allowance: Decimal | None = None) -> list[Order]:
     for position in positions:
         if position_exit_working(position=position, bracket_legs=True):  # before asking for a price: the usual case
             continue
+        connection = position.strategy.broker_connection if position.strategy else None
+        if connection is not None and position.symbol.symbol in (connection.drift_halted or []):
+            continue  # its exit waits for the drift's resolution: the broker may not hold these shares
         price, _ = position_price(position)
         if price is None:
             continue
@@ -641,10 +862,24 @@ def snapshots_take() -> list[PortfolioSnapshot]:
     return [snapshot_take(owner=owner) for owner in owners]
 
 
-def connection_reconcile(*, broker_connection: BrokerConnection) -> Reconciliation:
-    """Ask the broker what it holds and compare (positions_reconcile)."""
-    held = broker_for(broker_connection, clock=connection_clock(broker_connection)).positions()
-    return positions_reconcile(broker_connection=broker_connection, broker_positions=held)
+def connection_reconcile(
+    *,
+    broker_connection: BrokerConnection,
+    on_fill: Callable[..., object] | None = None,
+    on_rejection: Callable[..., object] | None = None,
+) -> Reconciliation:
+    """Track the account first (every execution the broker reports under one of our order refs is booked), then ask
+    what it holds, its cash and its working orders, and compare (positions_reconcile)."""
+    clock = connection_clock(broker_connection)
+    connection_track(broker_connection=broker_connection, clock=clock, on_fill=on_fill, on_rejection=on_rejection)
+    broker = broker_for(broker_connection, clock=clock)
+    cash = broker.account_summary().cash if broker_connection.kind == "simulated" else None
+    return positions_reconcile(
+        broker_connection=broker_connection,
+        broker_positions=broker.positions(),
+        broker_cash=cash,
+        broker_orders=broker.open_orders(),
+    )
 
 
 # --- signal outcomes: a BUY signal judged by its fills -------------------------------------------------------------

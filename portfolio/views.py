@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import cast
 
+from celery import current_app
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -20,7 +21,7 @@ from core.pages import redirect_to, render_page
 from orders.forms import ManualOrderForm
 from orders.services import OrderInputError, order_client_id
 from portfolio import services
-from portfolio.models import PortfolioSnapshot, Position
+from portfolio.models import PortfolioSnapshot, Position, Reconciliation
 
 CURVE_POINTS = 400
 CURVE_WIDTH, CURVE_HEIGHT, PAD_LEFT, PAD_BOTTOM = 800, 260, 70, 24
@@ -84,6 +85,7 @@ def portfolio(request: HttpRequest) -> HttpResponse:
     )
     snapshots.reverse()
     context = {
+        "drift": services.drift_open(owner=user),
         "valuation": valuation,
         "rows": rows,
         "stats": services.portfolio_statistics(owner=user),
@@ -142,3 +144,57 @@ def order_new(request: HttpRequest) -> HttpResponse:
     assert connections is not None  # ManualOrderForm gives the field the owner's accounts
     has_account = connections.exists()
     return render_page(request, "orders/order_new.html", {"form": form, "has_account": has_account}, partial="form")
+
+
+# --- reconciliation ------------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def portfolio_reconcile(request: HttpRequest) -> HttpResponse:
+    """Compare each of the user's accounts with its broker again, in the worker (`trading.reconcile_connection`)."""
+    user = cast(User, request.user)  # login_required: a User
+    connections = list(BrokerConnection.objects.filter(owner=user).values_list("pk", flat=True))
+    for connection_id in connections:
+        current_app.send_task("trading.reconcile_connection", args=[connection_id])
+    messages.success(request, f"Checking {len(connections)} account{'s' if len(connections) != 1 else ''} again.")
+    return redirect_to(request, "portfolio")
+
+
+@login_required
+@require_POST
+def portfolio_drift_accept(request: HttpRequest, reconciliation_id: int) -> HttpResponse:
+    """The owner takes the broker's side of one symbol's difference: our books are adjusted to it."""
+    user = cast(User, request.user)  # login_required: a User
+    reconciliation = get_object_or_404(
+        Reconciliation.objects.filter(broker_connection__owner=user).select_related("broker_connection"),
+        pk=reconciliation_id,
+    )
+    form = DriftAcceptForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            messages.error(request, " ".join(str(error) for error in errors))
+        return redirect_to(request, "portfolio")
+    symbol = form.cleaned_data["symbol"]
+    try:
+        trades = services.drift_accept_broker(
+            reconciliation=reconciliation, symbol=symbol, by=user, price=form.cleaned_data["price"]
+        )
+    except services.ResolutionError as error:
+        messages.error(request, str(error))
+    else:
+        refs = ", ".join(t.broker_execution_id for t in trades)
+        messages.success(request, f"Booked the broker's {symbol} position ({refs}); checking the account again.")
+        current_app.send_task("trading.reconcile_connection", args=[reconciliation.broker_connection_id])
+    return redirect_to(request, "portfolio")
+
+
+class DriftAcceptForm(forms.Form):
+    symbol = forms.CharField(max_length=32)
+    price = forms.DecimalField(
+        required=False,
+        min_value=Decimal("0.000001"),
+        max_digits=18,
+        decimal_places=6,
+        error_messages={"invalid": "The price must be a number, like 127.55."},
+    )

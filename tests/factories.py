@@ -134,7 +134,8 @@ class IndicatorConfigFactory(factory.django.DjangoModelFactory):
 
 
 class StrategyFactory(factory.django.DjangoModelFactory):
-    """Daily bars, the offline rules analyst and the owner's own simulated broker."""
+    """Daily bars, the offline rules analyst and the owner's own simulated broker. It runs on any day (the calendar
+    gate is tested with clocks set to holidays and weekends, not by the day the suite happens to run)."""
 
     class Meta:
         model = Strategy
@@ -149,6 +150,7 @@ class StrategyFactory(factory.django.DjangoModelFactory):
     broker_connection = factory.SubFactory(BrokerConnectionFactory, owner=factory.SelfAttribute("..owner"))
     risk_per_trade = Decimal("0.0100")
     max_position_value = Decimal("10000.00")
+    trading_days_only = False
     is_active = True
 
 

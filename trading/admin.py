@@ -23,7 +23,7 @@ from trading import analysis as steps
 from trading.models import Strategy, StrategyExecution, StrategyIndicator
 from trading.services import (
     cron_fields,
-    strategy_delete,
+    strategy_archive,
     strategy_pause,
     strategy_resume,
     strategy_save,
@@ -83,14 +83,22 @@ class StrategyAdmin(admin.ModelAdmin):
         "schedule_cron",
         "is_active",
         "kill_switch",
+        "archived_at",
         "last_execution_at",
         "next_execution_at",
     ]
-    list_filter = ["is_active", "kill_switch", "analyst", "bar_size", "market_data_source"]
+    list_filter = ["is_active", "kill_switch", ("archived_at", admin.EmptyFieldListFilter), "analyst", "bar_size"]
     search_fields = ["name", "symbol__symbol", "owner__username"]
     list_select_related = ["owner", "symbol"]
     raw_id_fields = ["symbol", "prompt_template", "pinned_prompt_version", "broker_connection"]
-    readonly_fields = ["periodic_task", "last_execution_at", "next_execution_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "periodic_task",
+        "archived_at",
+        "last_execution_at",
+        "next_execution_at",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [StrategyIndicatorInline]
     actions = ["pause", "resume"]
 
@@ -101,12 +109,16 @@ class StrategyAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         strategy_save(strategy=obj)
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        # an archived strategy is shown, never changed (its history stays as it ran)
+        return super().has_change_permission(request, obj) and (obj is None or obj.archived_at is None)
+
     def delete_model(self, request, obj) -> None:
-        strategy_delete(strategy=obj)
+        strategy_archive(strategy=obj, anyway=True)  # never deleted: archived, its history kept
 
     def delete_queryset(self, request, queryset) -> None:
         for strategy in queryset:
-            strategy_delete(strategy=strategy)
+            strategy_archive(strategy=strategy, anyway=True)
 
     @admin.action(description="Pause the selected strategies")
     def pause(self, request, queryset) -> None:
@@ -115,7 +127,7 @@ class StrategyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resume the selected strategies")
     def resume(self, request, queryset) -> None:
-        for strategy in queryset:
+        for strategy in queryset.current():  # an archived strategy never runs again
             strategy_resume(strategy=strategy)
 
 

@@ -8,7 +8,7 @@ from typing import cast
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -123,6 +123,8 @@ class StrategySerializer(serializers.ModelSerializer):
             "schedule_timezone",
             "market_data_source",
             "broker_connection",
+            "max_bar_age_bars",
+            "trading_days_only",
             "risk_per_trade",
             "max_position_value",
             "max_open_positions",
@@ -133,12 +135,13 @@ class StrategySerializer(serializers.ModelSerializer):
             "use_bracket_orders",
             "kill_switch",
             "is_active",
+            "archived_at",
             "last_execution_at",
             "next_execution_at",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "last_execution_at", "next_execution_at", "created_at", "updated_at"]
+        read_only_fields = ["id", "archived_at", "last_execution_at", "next_execution_at", "created_at", "updated_at"]
         # Uniqueness per owner is checked below: the owner is not a field of the request.
         validators: list = []
 
@@ -149,7 +152,7 @@ class StrategySerializer(serializers.ModelSerializer):
 
     def validate_name(self, name: str) -> str:
         owner = self.context["request"].user
-        taken = Strategy.objects.filter(owner=owner, name__iexact=name.strip())
+        taken = Strategy.objects.filter(owner=owner, name__iexact=name.strip()).current()
         if self.instance is not None:
             taken = taken.exclude(pk=self.instance.pk)
         if taken.exists():
@@ -193,15 +196,24 @@ class StrategyViewSet(viewsets.ModelViewSet):
     queryset = Strategy.objects.none()  # for the schema; get_queryset gives the user's own
 
     def get_queryset(self):
-        return (
-            Strategy.objects.for_owner(self.request.user)
-            .select_related("symbol")
-            .prefetch_related("strategy_indicators")
-            .order_by("name")
-        )
+        strategies = Strategy.objects.for_owner(self.request.user)
+        if self.action == "list" and not _yes(self.request.query_params.get("archived")):
+            strategies = strategies.current()  # ?archived=true lists the archived ones too
+        return strategies.select_related("symbol").prefetch_related("strategy_indicators").order_by("name")
 
-    def perform_destroy(self, instance):
-        services.strategy_delete(strategy=instance)
+    @extend_schema(
+        parameters=[OpenApiParameter("archive_anyway", bool, description="archive even with an open position")],
+        responses={204: None, 409: OpenApiTypes.OBJECT},
+    )
+    def destroy(self, request: Request, *args, **kwargs) -> Response:
+        """Archive the strategy (it is never deleted: its history stays). With an open position or working orders:
+        409 with the reason, unless `?archive_anyway=true`."""
+        strategy = self.get_object()
+        try:
+            services.strategy_archive(strategy=strategy, anyway=_yes(request.query_params.get("archive_anyway")))
+        except services.StrategyInUse as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={202: ExecutionSerializer, 409: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])
@@ -220,10 +232,13 @@ class StrategyViewSet(viewsets.ModelViewSet):
         strategy = services.strategy_pause(strategy=self.get_object())
         return Response(self.get_serializer(strategy).data)
 
-    @extend_schema(request=None, responses=StrategySerializer)
+    @extend_schema(request=None, responses={200: StrategySerializer, 409: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk=None) -> Response:
-        strategy = services.strategy_resume(strategy=self.get_object())
+        try:
+            strategy = services.strategy_resume(strategy=self.get_object())
+        except services.StrategyPaused as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
         return Response(self.get_serializer(strategy).data)
 
     @extend_schema(responses=ExecutionSerializer(many=True))
@@ -258,3 +273,7 @@ class ExecutionViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewset
         if self.action == "list":
             executions = executions.filter(**list_filters(ExecutionQuery, self.request))
         return executions
+
+
+def _yes(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}

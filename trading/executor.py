@@ -40,8 +40,9 @@ from brokers.models import BrokerKind
 from lineage.models import LineageStatus
 from lineage.services import ERROR_STEP, ERROR_STEP_NUMBER, lineage_record, lineage_recorded
 from lineage.steps import STEP_NUMBERS
+from market.calendar import holiday_name
 from market.charts import store_chart
-from market.clock import FixedClock, MarketClock
+from market.clock import FixedClock, MarketClock, bar_age, session_label
 from market.indicators import warmup_bars
 from market.models import BarSize, MarketDataSource
 from market.sources import BarSource, PlaybackBarSource, PlaybackExhausted
@@ -153,6 +154,8 @@ def load_strategy(run: Run) -> StepResult:
         "analyst": strategy.analyst,
         "llm_model": strategy.llm_model,
         "market_data_source": strategy.market_data_source,
+        "max_bar_age_bars": strategy.max_bar_age_bars,
+        "trading_days_only": strategy.trading_days_only,
         "broker_connection": connection.name if connection else None,
         "indicators": [
             {"name": link.indicator.name, "type": link.indicator.indicator_type, "params": link.indicator.parameters}
@@ -170,7 +173,10 @@ def load_strategy(run: Run) -> StepResult:
             "kill_switch": strategy.kill_switch,
         },
         "is_active": strategy.is_active,
+        "archived_at": strategy.archived_at,
     }
+    if strategy.archived_at is not None:
+        raise Skip(f"strategy archived {strategy.archived_at:%Y-%m-%d %H:%M} UTC", reason=SkipReason.STRATEGY_ARCHIVED)
     if not strategy.is_active:
         raise Skip("strategy inactive", reason=SkipReason.INACTIVE)
     ibkr = connection is not None and connection.kind == BrokerKind.IBKR
@@ -178,6 +184,18 @@ def load_strategy(run: Run) -> StepResult:
         raise Skip(
             f"IBKR session not authenticated ({connection.auth_message or 'log in at the gateway'})",
             reason=SkipReason.SESSION_DOWN,
+        )
+    if strategy.trading_days_only:
+        symbol = strategy.symbol
+        day = _clock(run, strategy).trading_day(symbol.time_zone)
+        closed = holiday_name(day, symbol.time_zone, symbol.exchange)
+        if closed:
+            raise Skip(f"the market is closed on {day:%a %Y-%m-%d}: {closed}", reason=SkipReason.MARKET_CLOSED)
+    if connection is not None and strategy.symbol.symbol in (connection.drift_halted or []):
+        raise Skip(
+            f"our {strategy.symbol.symbol} books differ from the broker's on {connection.name}: no new entries and "
+            "exits wait until the difference is resolved (see the portfolio page)",
+            reason=SkipReason.DRIFT_HALT,
         )
     return StepResult(
         input={"strategy_id": strategy.pk, "trigger": run.execution.trigger, "dry_run": run.execution.dry_run},
@@ -273,11 +291,28 @@ def fetch_market_data(run: Run, strategy: Strategy) -> StepResult:
             "last_close": str(Decimal(str(frame["close"].iloc[-1]))),
             "last_volume": float(frame["volume"].iloc[-1]),
         }
+    _freshness_check(strategy, frames[strategy.bar_size], now)
     window = {"now": now.isoformat(), "source": strategy.market_data_source, "series": series}
     return StepResult(
         input={"symbol": strategy.symbol.symbol, "bar_size": strategy.bar_size, "bars_wanted": wanted, "end": now},
         output=window,
         value=Bars(strategy, window, source, frames),
+    )
+
+
+def _freshness_check(strategy: Strategy, frame: pd.DataFrame, now: dt.datetime) -> None:
+    """Nothing trades on stale data: a last bar more than `max_bar_age_bars` bar intervals of open market time old
+    (by the exchange's calendar) skips the run."""
+    symbol = strategy.symbol
+    last = frame.index[-1].to_pydatetime()
+    age = bar_age(last, strategy.bar_size, now, symbol.time_zone, symbol.exchange)
+    if age <= strategy.max_bar_age_bars:
+        return
+    shown = session_label(last, strategy.bar_size, symbol.time_zone)
+    raise Skip(
+        f"last bar {shown}, market clock {now:%Y-%m-%d %H:%M} UTC: {age:,.0f} {strategy.bar_size} bars old, more than "
+        f"the strategy's limit of {strategy.max_bar_age_bars}",
+        reason=SkipReason.STALE_DATA,
     )
 
 

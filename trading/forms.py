@@ -10,10 +10,10 @@ from django.core.exceptions import ValidationError
 from django.forms.models import ModelChoiceIterator
 from django.utils.datastructures import MultiValueDict
 
-from brokers.models import BrokerConnection
+from brokers.models import BrokerConnection, BrokerKind
 from core.forms import model_choice_field
 from market.indicators import validate_config
-from market.models import IndicatorConfig, Symbol
+from market.models import IndicatorConfig, MarketDataSource, Symbol
 from signals_app.models import PromptTemplate, PromptType, PromptVersion
 from trading.models import Strategy
 from trading.services import cron_fields
@@ -135,7 +135,14 @@ def format_parameters(parameters: dict | None) -> str:
 
 SYMBOL_FIELDS = ["name", "symbol", "bar_size", "lookback_bars", "weekly_chart"]
 PROMPT_FIELDS = ["analyst", "llm_model", "prompt_template", "pinned_prompt_version"]
-SCHEDULE_FIELDS = ["schedule_cron", "schedule_timezone", "market_data_source", "broker_connection"]
+SCHEDULE_FIELDS = [
+    "schedule_cron",
+    "schedule_timezone",
+    "market_data_source",
+    "broker_connection",
+    "max_bar_age_bars",
+    "trading_days_only",
+]
 RISK_FIELDS = [
     "risk_per_trade",
     "max_position_value",
@@ -187,6 +194,17 @@ class OwnedStrategyForm(forms.ModelForm):
                     self.initial.setdefault("broker_connection", first.pk)
             else:
                 field.empty_label = "IBKR gateway from the environment (IBKR_GATEWAY_URL)"
+            if "market_data_source" in self.fields and not self.instance.pk:
+                # data that moves with the account: the simulated broker's playback, an IBKR account's own history
+                simulated = first is not None and first.kind == BrokerKind.SIMULATED
+                self.initial.setdefault(
+                    "market_data_source", MarketDataSource.PLAYBACK if simulated else MarketDataSource.IBKR
+                )
+        if "market_data_source" in self.fields:
+            self.fields["market_data_source"].help_text = (
+                "Stored bars are history: a run trades only while its last bar is fresh (max bar age), so a strategy "
+                "on old stored bars is skipped as stale. Playback steps through stored history one bar per run."
+            )
         if "schedule_timezone" in self.fields:
             self.fields["schedule_timezone"] = forms.ChoiceField(
                 choices=time_zone_choices, initial="America/New_York", label="Schedule time zone"
@@ -194,7 +212,7 @@ class OwnedStrategyForm(forms.ModelForm):
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
-        taken = Strategy.objects.filter(owner=self.owner, name__iexact=name).exclude(pk=self.instance.pk)
+        taken = Strategy.objects.filter(owner=self.owner, name__iexact=name).current().exclude(pk=self.instance.pk)
         if taken.exists():
             raise ValidationError("You already have a strategy with this name.")
         return name

@@ -2,6 +2,7 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -44,6 +45,14 @@ class Strategy(ReplayMarked):
     broker_connection = models.ForeignKey(
         BrokerConnection, on_delete=models.PROTECT, null=True, blank=True, related_name="strategies"
     )
+    max_bar_age_bars = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MinValueValidator(1)],
+        help_text="a run whose last bar is older than this many bar intervals of open market time is skipped",
+    )
+    trading_days_only = models.BooleanField(
+        default=True, help_text="skip runs on days the exchange is closed (a holiday, a weekend)"
+    )
 
     # Risk: the gate the analyst cannot override.
     risk_per_trade = models.DecimalField(**RATIO, default=Decimal("0.0100"), help_text="fraction of equity at risk")
@@ -56,6 +65,12 @@ class Strategy(ReplayMarked):
     use_bracket_orders = models.BooleanField(default=False)
     kill_switch = models.BooleanField(default=False, help_text="blocks new entries for this strategy")
     is_active = models.BooleanField(default=True)
+    archived_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="archived (what deleting does): no schedule, runs nothing, its history kept, its position watched",
+    )
 
     last_execution_at = models.DateTimeField(null=True, blank=True)
     next_execution_at = models.DateTimeField(null=True, blank=True)
@@ -73,7 +88,12 @@ class Strategy(ReplayMarked):
             models.CheckConstraint(
                 condition=Q(is_replay=False) | Q(periodic_task__isnull=True), name="strategy_replay_copy_unscheduled"
             ),
-            models.UniqueConstraint(fields=["owner", "name"], name="strategy_name_unique_per_owner"),
+            models.UniqueConstraint(
+                fields=["owner", "name"],
+                condition=Q(archived_at__isnull=True),
+                name="strategy_name_unique_per_owner",
+                violation_error_message="You already have a strategy with this name.",
+            ),
             models.CheckConstraint(condition=Q(bar_size__in=BarSize.values), name="strategy_bar_size_valid"),
             models.CheckConstraint(condition=Q(analyst__in=Analyst.values), name="strategy_analyst_valid"),
             models.CheckConstraint(

@@ -6,7 +6,14 @@ class StrategyQuerySet(models.QuerySet):
         return self.filter(owner=user)
 
     def active(self) -> "StrategyQuerySet":
-        return self.filter(is_active=True)
+        return self.filter(is_active=True, archived_at__isnull=True)
+
+    def current(self) -> "StrategyQuerySet":
+        """Not archived: what lists, the dashboard and the API show by default."""
+        return self.filter(archived_at__isnull=True)
+
+    def archived(self) -> "StrategyQuerySet":
+        return self.filter(archived_at__isnull=False)
 
 
 class ExecutionQuerySet(models.QuerySet):

@@ -38,11 +38,12 @@ STRATEGY_ROW_FIELDS = (
 
 
 def strategies_with_last_run(user: User) -> StrategyQuerySet:
-    """The user's strategies (the columns a list shows), each with its latest execution's status and id, in one
-    query."""
+    """The user's strategies not archived (the columns a list shows), each with its latest execution's status and
+    id, in one query."""
     latest = StrategyExecution.objects.filter(strategy=OuterRef("pk")).order_by("-started_at")
     return (
         Strategy.objects.for_owner(user)
+        .current()
         .select_related("symbol")
         .only(*STRATEGY_ROW_FIELDS)
         .annotate(

@@ -17,16 +17,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery import current_app
 from celery.schedules import crontab as celery_crontab
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_beat.validators import crontab_validator
 
+from brokers.models import BrokerConnection, BrokerKind
 from lineage.models import LineageStatus
 from lineage.services import ERROR_STEP, ERROR_STEP_NUMBER, lineage_build, lineage_record, lineage_record_many
 from lineage.steps import STEP_NUMBERS
-from market.models import IndicatorConfig
+from market.models import IndicatorConfig, MarketDataSource
+from orders.models import Order, Trade
+from orders.statuses import TERMINAL_STATUSES
+from portfolio.models import Position
 from trading.models import ExecutionStatus, SkipReason, Strategy, StrategyClaim, StrategyExecution, StrategyIndicator
 from trading.queues import first_queue
 
@@ -123,8 +128,10 @@ def strategy_update(
 def strategy_save(*, strategy: Strategy) -> Strategy:
     """Validate and save a strategy built elsewhere (an admin or page form), then bring its PeriodicTask in line.
 
-    Bad input raises ValidationError before anything is written.
+    Bad input raises ValidationError before anything is written; so does a change to an archived strategy.
     """
+    if strategy.pk and Strategy.objects.filter(pk=strategy.pk, archived_at__isnull=False).exists():
+        raise ValidationError(f"{strategy.name} is archived: it cannot be changed or resumed")
     strategy.schedule_timezone = strategy.schedule_timezone or DEFAULT_TIMEZONE
     errors: dict[str, list[str]] = {}
     try:
@@ -139,28 +146,94 @@ def strategy_save(*, strategy: Strategy) -> Strategy:
         raise ValidationError(errors)
     strategy.full_clean(exclude=["periodic_task"])
     with transaction.atomic():
+        _account_of_its_own(strategy)
         strategy.save()
         schedule_sync(strategy=strategy)
     return strategy
 
 
+def _account_of_its_own(strategy: Strategy) -> None:
+    """One clock per simulated account. A playback strategy runs on its own clock, so sharing a simulated account
+    would value (and size) the same account at two instants: it gets an account of its own, made with it, with the
+    chosen account's starting cash. Strategies on the wall clock share their account, but not with a playback one.
+    Only when the strategy is new or is moved to the account, so an account that holds its orders is never left."""
+    connection = strategy.broker_connection
+    if connection is None or connection.kind != BrokerKind.SIMULATED:
+        return
+    before = Strategy.objects.filter(pk=strategy.pk).values("broker_connection_id", "market_data_source").first()
+    if before == {"broker_connection_id": connection.pk, "market_data_source": strategy.market_data_source}:
+        return
+    sharing = Strategy.objects.current().filter(broker_connection=connection).exclude(pk=strategy.pk)
+    own_clock = strategy.market_data_source == MarketDataSource.PLAYBACK
+    if not (sharing.exists() if own_clock else sharing.filter(market_data_source=MarketDataSource.PLAYBACK).exists()):
+        return
+    taken = set(BrokerConnection.objects.filter(owner=strategy.owner).values_list("name", flat=True))
+    name = f"{strategy.name} account"[:100]
+    for number in range(2, 1000):
+        if name not in taken:
+            break
+        name = f"{strategy.name} account {number}"[:100]
+    strategy.broker_connection = BrokerConnection.objects.create(
+        owner=strategy.owner, name=name, kind=BrokerKind.SIMULATED, starting_cash=connection.starting_cash
+    )
+
+
 def strategy_pause(*, strategy: Strategy) -> Strategy:
+    if strategy.archived_at is not None:  # paused for good already
+        return strategy
     return strategy_update(strategy=strategy, is_active=False)
 
 
 def strategy_resume(*, strategy: Strategy) -> Strategy:
+    """Raises StrategyPaused for an archived strategy: it never runs again."""
+    if strategy.archived_at is not None:
+        raise StrategyPaused(f"{strategy.name} is archived: it runs nothing more")
     return strategy_update(strategy=strategy, is_active=True)
 
 
-def strategy_delete(*, strategy: Strategy) -> None:
-    """Delete a strategy and its PeriodicTask (and its CrontabSchedule if nothing else uses it)."""
+class StrategyInUse(Exception):
+    """Archiving would leave an open position or working orders behind: the caller must ask to archive anyway."""
+
+
+def strategy_in_use(*, strategy: Strategy) -> str:
+    """Why archiving the strategy needs a second thought, in words, or "": its open position, its working orders."""
+    reasons = []
+    for position in Position.objects.filter(strategy=strategy).open().select_related("symbol"):
+        protect = " and ".join(
+            f"{name} {value}"
+            for name, value in (("stop", position.stop_loss), ("target", position.take_profit))
+            if value
+        )
+        reasons.append(
+            f"an open position of {position.quantity.normalize():f} {position.symbol.symbol}"
+            + (f" ({protect})" if protect else "")
+        )
+    working = Order.objects.filter(strategy=strategy).exclude(status__in=TERMINAL_STATUSES).count()
+    if working:
+        reasons.append(f"{working} working order{'s' if working != 1 else ''}")
+    return "; ".join(reasons)
+
+
+def strategy_archive(*, strategy: Strategy, anyway: bool = False) -> Strategy:
+    """What deleting a strategy does: it is archived, never deleted. Its schedule goes and it runs nothing more; its
+    executions, lineage, signals and orders stay, and the stop/target watch keeps watching its open position until it
+    is closed. With an open position or working orders, StrategyInUse unless `anyway`."""
+    reason = strategy_in_use(strategy=strategy)
+    if reason and not anyway:
+        raise StrategyInUse(f"{strategy.name} still has {reason}: archive it anyway, or close them first")
+    if strategy.archived_at is not None:
+        return strategy
     with transaction.atomic():
         task = strategy.periodic_task
+        Strategy.objects.filter(pk=strategy.pk).update(
+            archived_at=timezone.now(), is_active=False, periodic_task=None, next_execution_at=None
+        )
         if task is not None:
             crontab_id = task.crontab_id
             task.delete()
             _crontab_drop_if_unused(crontab_id)
-        strategy.delete()
+        strategy.refresh_from_db()
+    return strategy
 
 
 def _indicators_set(strategy: Strategy, indicators: Iterable[IndicatorConfig], *, owner) -> None:
@@ -371,6 +444,8 @@ class StrategyPaused(Exception):
 def strategy_runnable_check(*, strategy: Strategy) -> None:
     """Raises StrategyPaused for a paused strategy, before anything is created. A person's run-now asks this; the
     beat's run of an inactive strategy is instead recorded as a SKIPPED execution."""
+    if strategy.archived_at is not None:
+        raise StrategyPaused(f"{strategy.name} is archived: it runs nothing more")
     if not strategy.is_active:
         raise StrategyPaused(f"{strategy.name} is paused: resume it first")
 
@@ -464,3 +539,35 @@ def execution_finish(*, execution: StrategyExecution, status: str, error: str = 
         execution.status, execution.error, execution.finished_at = status, error, max(now, execution.started_at)
         execution.skip_reason = skip_reason
     return changed == 1
+
+
+def user_data_delete(*, user: User, keep_user: bool = False) -> dict[str, int]:
+    """Every row of one user's data, deleted for good in one transaction (the staff command `user_data_delete`),
+    replays' included, with their strategies' PeriodicTasks. Returns how many rows of each model went."""
+    owned = [
+        Trade.with_replays.filter(order__owner=user),
+        Order.with_replays.filter(owner=user),
+        Position.with_replays.filter(owner=user),
+        StrategyExecution.with_replays.filter(strategy__owner=user),
+        Strategy.with_replays.filter(owner=user),
+        BrokerConnection.with_replays.filter(owner=user),
+    ]
+    with transaction.atomic():
+        tasks = list(
+            Strategy.with_replays.filter(owner=user, periodic_task__isnull=False).values_list(
+                "periodic_task", flat=True
+            )
+        )
+        counts: dict[str, int] = {}
+        for rows in owned:
+            _, by_model = rows.delete()
+            for label, count in by_model.items():
+                counts[label] = counts.get(label, 0) + count
+        _, by_model = PeriodicTask.objects.filter(pk__in=tasks).delete()
+        for label, count in by_model.items():
+            counts[label] = counts.get(label, 0) + count
+        if not keep_user:
+            _, by_model = user.delete()
+            for label, count in by_model.items():
+                counts[label] = counts.get(label, 0) + count
+    return {label: count for label, count in counts.items() if count}

@@ -5,8 +5,9 @@
   once that is committed (a strategy another run holds gets a SKIPPED claim_held execution instead).
 - `trading.strategy_run` runs (or resumes) the execution; with PIPELINE_SPLIT_QUEUES it hops queues between steps.
 - `trading.orders_track` fans out one `trading.orders_track_connection` per account with working orders.
-- `trading.stops_watch` and `trading.portfolio_snapshots` run on beat's fixed schedule (config/celery.py), and so
-  does `trading.daily_summaries`.
+- `trading.reconcile` fans out one `trading.reconcile_connection` per account: tracked, then compared with the
+  broker (drift halts the symbol). It, `portfolio.stops_watch`, `portfolio.snapshots` and `trading.daily_summaries`
+  run on beat's fixed schedule (config/celery.py).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from brokers.interface import BrokerError
 from brokers.models import BrokerConnection
 from core.coordination import LockTimeout, lock
 from orders.statuses import OPEN_STATUSES
-from portfolio.services import connection_track
+from portfolio.services import connection_reconcile, connection_track
 from trading import executor
 from trading.models import ExecutionStatus, SkipReason, Strategy, StrategyExecution
 from trading.notifications import notify_daily_summary, notify_fill, notify_rejection
@@ -108,6 +110,36 @@ def orders_track_connection(connection_id: int) -> int:
             return len(tracked)
     except LockTimeout:
         return 0
+
+
+@shared_task(name="trading.reconcile", ignore_result=True)
+def reconcile() -> int:
+    """Beat, every 5 minutes: one `trading.reconcile_connection` per account (a replay's is nobody's: its
+    broker works on the replay's clock)."""
+    connection_ids = list(BrokerConnection.objects.values_list("pk", flat=True))
+    for connection_id in connection_ids:
+        reconcile_connection.apply_async(args=[connection_id], expires=300)
+    return len(connection_ids)
+
+
+@shared_task(name="trading.reconcile_connection", ignore_result=True)
+def reconcile_connection(connection_id: int) -> bool:
+    """Track the account (fills booked and told), then compare its books with the broker's. Also sent by the IBKR
+    keep-alive when a session comes back. Returns whether drift was found."""
+    connection = BrokerConnection.objects.filter(pk=connection_id).first()
+    if connection is None:
+        return False
+    try:
+        with lock(f"orders-track:{connection_id}", ttl=120, wait=30):
+            found = connection_reconcile(
+                broker_connection=connection, on_fill=notify_fill, on_rejection=notify_rejection
+            )
+            return found.has_drift
+    except LockTimeout:
+        return False
+    except BrokerError as exc:
+        logger.info("reconciliation of %s skipped: %s", connection, exc)
+        return False
 
 
 @shared_task(name="trading.daily_summaries", ignore_result=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
@@ -200,3 +201,18 @@ def query(context, **changes) -> str:
             params[key] = value
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+SESSION_BAR_SIZES = frozenset({"1d", "1w"})
+
+
+@register.filter
+def bar_time(value, bar_size: str = "1d") -> str:
+    """A bar's time as a trader reads it: a daily or weekly bar is its session date (the date of its 00:00 UTC key,
+    in every viewer's zone: it is never a day early west of Greenwich); an intraday bar is its start in the
+    viewer's zone."""
+    if not value:
+        return "—"
+    if bar_size in SESSION_BAR_SIZES:
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d")
+    return timezone.localtime(value).strftime(_WHEN_FORMATS["long"])

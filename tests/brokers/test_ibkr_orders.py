@@ -242,6 +242,7 @@ def test_guard_refuses_what_the_question_warns_about_before_anything_is_sent(
 def test_question_about_an_order_inside_the_guard_is_answered_yes(place, gateway, question_id, owner, aapl):
     _, _, allowed = GUARD_CASES[question_id]
     PositionFactory(strategy=None, owner=owner, symbol=aapl, quantity=Decimal("10"))  # a SELL closes a holding
+    gateway.positions[aapl.conid] = {"qty": Decimal("10"), "avg": Decimal("99")}  # which the account holds
     gateway.questions.append([question_id])
 
     order = place(**allowed)

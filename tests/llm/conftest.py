@@ -29,6 +29,14 @@ from trading.analysis import build_context
 
 API_KEY = "sk-ant-test-secret-0123456789"
 FIRST = dt.datetime(2025, 1, 2, tzinfo=dt.UTC)
+
+
+def fresh_rows(count: int = 80) -> list[tuple]:
+    """`trending_rows` whose last bar is today's session key: fresh for a run on the wall clock now."""
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return trending_rows(count, first=today - dt.timedelta(days=count - 1))
+
+
 NOW = dt.datetime(2025, 4, 15, 20, 0, tzinfo=dt.UTC)
 
 
@@ -128,8 +136,11 @@ def media_in_tmp(settings, tmp_path):
     }
 
 
-def trending_rows(count: int, *, start: float = 100.0, step: float = 0.5, wiggle: float = 0.8) -> list[tuple]:
-    """Daily bars that drift by `step` a day with a small zig-zag, so every indicator has a clear reading."""
+def trending_rows(
+    count: int, *, start: float = 100.0, step: float = 0.5, wiggle: float = 0.8, first: dt.datetime = FIRST
+) -> list[tuple]:
+    """Daily bars from `first` that drift by `step` a day with a small zig-zag, so every indicator has a clear
+    reading."""
     rows = []
     price = start
     for n in range(count):
@@ -138,7 +149,7 @@ def trending_rows(count: int, *, start: float = 100.0, step: float = 0.5, wiggle
         high, low = max(open_, close) + 1, min(open_, close) - 1
         rows.append(
             (
-                FIRST + dt.timedelta(days=n),
+                first + dt.timedelta(days=n),
                 Decimal(f"{open_:.2f}"),
                 Decimal(f"{high:.2f}"),
                 Decimal(f"{low:.2f}"),

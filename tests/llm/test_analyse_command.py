@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from lineage.models import LineageRecord
 from orders.models import Order
 from signals_app.models import LLMCall, TradingSignal
-from tests.llm.conftest import API_KEY, message
+from tests.llm.conftest import API_KEY, fresh_rows, message
 from trading.models import StrategyExecution
 
 STEPS = [
@@ -34,7 +34,7 @@ def analyse(*args) -> str:
 
 
 def test_rules_run_records_every_step_as_a_dry_run_and_places_nothing(make_strategy):
-    strategy = make_strategy()
+    strategy = make_strategy(rows=fresh_rows())
 
     output = analyse(str(strategy.pk))
 
@@ -56,7 +56,7 @@ def test_rules_run_records_every_step_as_a_dry_run_and_places_nothing(make_strat
 
 
 def test_anthropic_run_prints_tokens_and_cost_and_links_the_call(make_strategy, anthropic_loopback):
-    strategy = make_strategy(name="acme swing")
+    strategy = make_strategy(name="acme swing", rows=fresh_rows())
     anthropic_loopback.reply(
         message(
             '{"action": "HOLD", "entry": null, "stop_loss": null, "target": null, '
@@ -81,7 +81,7 @@ def test_anthropic_run_prints_tokens_and_cost_and_links_the_call(make_strategy, 
 
 
 def test_cache_only_miss_fails_the_llm_step_with_the_reason(make_strategy, settings):
-    strategy = make_strategy()
+    strategy = make_strategy(rows=fresh_rows())
     settings.ANTHROPIC_API_KEY = API_KEY
 
     with pytest.raises(CommandError, match="no stored answer"):

@@ -107,7 +107,8 @@ def test_create_run_and_inspect_a_strategy_in_a_browser(trader, s3_storage, cele
     # 4. schedule: a bad cron first, refused inline
     page.wait_for_url("**/strategies/new/schedule/")
     page.fill("#id_schedule-schedule_cron", "whenever")
-    page.select_option("#id_schedule-market_data_source", "stored")
+    # with a simulated account the data defaults to playback of the stored history (stored bars would be stale)
+    assert page.locator("#id_schedule-market_data_source").input_value() == "playback"
     page.click("#next-step")
     page.wait_for_selector("#field-schedule-schedule_cron .errorlist")
     _shot(page, "03-flow-schedule-error")
@@ -152,3 +153,25 @@ def test_create_run_and_inspect_a_strategy_in_a_browser(trader, s3_storage, cele
     assert page.locator("#strategies >> text=Browser swing").count() == 1
     _shot(page, "09-dashboard")
     assert os.path.exists(OUTPUT / "09-dashboard.png")
+
+
+def test_a_refused_channel_url_is_said_on_its_field_in_place(trader, live_server, page):
+    # the settings card is swapped by HTMX: a form sent back with errors (422) must be swapped in, not dropped
+    base = live_server.url
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", "trader")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    page.goto(f"{base}/settings/")
+    page.fill("#channel-add input[name=url]", "json://127.0.0.1:5000/hook")
+    page.click("#channel-add button[type=submit]")
+
+    error = page.locator("#channel-add #field-url .errorlist")
+    error.wait_for(timeout=10_000)
+    assert "loopback or private network" in error.inner_text()
+    _shot(page, "10-settings-channel-refused")
+    page.fill("#channel-add input[name=url]", "tgram://123456789:AAHsecretTOKEN/987654321")
+    page.click("#channel-add button[type=submit]")
+    page.locator(".channel code.masked").wait_for(timeout=10_000)
+    assert "AAHsecretTOKEN" not in page.content()

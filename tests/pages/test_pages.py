@@ -44,6 +44,8 @@ def _walk_create_flow(client, *, symbol, indicators, connection, cron="*/15 9-16
                 "schedule-schedule_cron": cron,
                 "schedule-schedule_timezone": "America/New_York",
                 "schedule-market_data_source": "stored",
+                "schedule-max_bar_age_bars": "2",
+                "schedule-trading_days_only": "on",
                 "schedule-broker_connection": connection.pk,
             },
         ),

@@ -24,6 +24,8 @@ def form_data(owner, symbol, **overrides) -> dict:
         "schedule_cron": "*/15 9-16 * * 1-5",
         "schedule_timezone": "America/New_York",
         "market_data_source": "stored",
+        "max_bar_age_bars": "2",
+        "trading_days_only": "on",
         "risk_per_trade": "0.0100",
         "max_position_value": "10000.00",
         "max_open_positions": 1,
@@ -105,11 +107,11 @@ def test_deleting_in_the_admin_removes_the_task(admin_client, staff_user):
     response = admin_client.post(f"/admin/trading/strategy/{strategy.pk}/delete/", {"post": "yes"})
 
     assert response.status_code == 302
-    assert not Strategy.objects.filter(pk=strategy.pk).exists()
+    assert Strategy.objects.get(pk=strategy.pk).archived_at is not None  # archived, its history kept
     assert not PeriodicTask.objects.filter(pk=task_id).exists()
 
 
-def test_bulk_delete_in_the_admin_removes_every_task(admin_client, staff_user):
+def test_bulk_delete_in_the_admin_archives_and_removes_every_task(admin_client, staff_user):
     symbol = SymbolFactory()
     for name in ("one", "two"):
         admin_client.post("/admin/trading/strategy/add/", form_data(staff_user, symbol, name=name))
@@ -117,7 +119,7 @@ def test_bulk_delete_in_the_admin_removes_every_task(admin_client, staff_user):
 
     admin_client.post("/admin/trading/strategy/", {"action": "delete_selected", "_selected_action": ids, "post": "yes"})
 
-    assert not Strategy.objects.exists()
+    assert Strategy.objects.count() == 2 and not Strategy.objects.current().exists()
     assert not PeriodicTask.objects.filter(name__startswith="strategy-").exists()
 
 

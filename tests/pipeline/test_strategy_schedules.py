@@ -18,8 +18,8 @@ from trading.models import Strategy
 from trading.services import (
     BEAT_TASK,
     cron_next,
+    strategy_archive,
     strategy_create,
-    strategy_delete,
     strategy_pause,
     strategy_resume,
     strategy_update,
@@ -95,14 +95,15 @@ def test_pausing_disables_the_task_and_clears_the_next_run_and_resuming_restores
     assert strategy.next_execution_at is not None
 
 
-def test_deleting_a_strategy_removes_its_task_and_crontab(owner):
+def test_archiving_a_strategy_removes_its_task_and_crontab_and_keeps_the_strategy(owner):
     strategy = _create(owner, schedule_cron="3 3 * * *")
     task_id, crontab_id = strategy.periodic_task_id, strategy.periodic_task.crontab_id
     before = PeriodicTasks.last_change()
 
-    strategy_delete(strategy=strategy)
+    strategy_archive(strategy=strategy)
 
-    assert not Strategy.objects.filter(name="Breakout").exists()
+    kept = Strategy.objects.get(name="Breakout")
+    assert kept.archived_at is not None and not kept.is_active and kept.periodic_task_id is None
     assert not PeriodicTask.objects.filter(pk=task_id).exists()
     assert not CrontabSchedule.objects.filter(pk=crontab_id).exists()
     assert PeriodicTasks.last_change() > before

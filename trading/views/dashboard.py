@@ -13,6 +13,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
 from core.pages import render_page
+from portfolio.services import drift_open
 from trading import services
 from trading.models import ExecutionStatus, Strategy
 from trading.selectors import (
@@ -35,6 +36,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         strategies_with_last_run(user).values("id", "last_status", "last_execution_id", *STRATEGY_ROW_FIELDS)
     )
     context = {
+        "drift": drift_open(owner=user),
         "snapshot": latest_snapshot(user),
         "positions": open_position_rows(user, limit=20),
         "strategies": strategies,
@@ -54,7 +56,7 @@ def kill_switch(request: HttpRequest) -> HttpResponse:
     """Engage or release the kill switch on every one of the user's strategies (the global one is an env var)."""
     engage = request.POST.get("engage") == "on"
     changed = 0
-    for strategy in Strategy.objects.for_owner(request.user).filter(kill_switch=not engage):
+    for strategy in Strategy.objects.for_owner(request.user).current().filter(kill_switch=not engage):
         services.strategy_update(strategy=strategy, kill_switch=engage)
         changed += 1
     verb = "engaged" if engage else "released"

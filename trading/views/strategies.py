@@ -32,8 +32,10 @@ DRAFT_SESSION_KEY = "strategy_draft"
 @login_required
 @require_GET
 def strategy_list(request: HttpRequest) -> HttpResponse:
+    user = cast(User, request.user)  # login_required: a User
+    archived = Strategy.objects.for_owner(user).archived().select_related("symbol").order_by("-archived_at")
     return render_page(
-        request, "trading/strategy_list.html", {"strategies": strategies_with_last_run(cast(User, request.user))}
+        request, "trading/strategy_list.html", {"strategies": strategies_with_last_run(user), "archived": archived}
     )
 
 
@@ -88,8 +90,12 @@ def strategy_pause(request: HttpRequest, strategy_id: int) -> HttpResponse:
 @require_POST
 def strategy_resume(request: HttpRequest, strategy_id: int) -> HttpResponse:
     strategy = get_strategy_for_user(request.user, strategy_id)
-    services.strategy_resume(strategy=strategy)
-    messages.success(request, f"Resumed {strategy.name}.")
+    try:
+        services.strategy_resume(strategy=strategy)
+    except services.StrategyPaused as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Resumed {strategy.name}.")
     return redirect(_next_or(request, reverse("strategy_detail", args=[strategy.pk])))
 
 
@@ -97,9 +103,10 @@ def strategy_resume(request: HttpRequest, strategy_id: int) -> HttpResponse:
 @require_POST
 def strategy_delete(request: HttpRequest, strategy_id: int) -> HttpResponse:
     strategy = get_strategy_for_user(request.user, strategy_id)
-    name = strategy.name
-    services.strategy_delete(strategy=strategy)
-    messages.success(request, f"Deleted {name}.")
+    in_use = services.strategy_in_use(strategy=strategy)
+    services.strategy_archive(strategy=strategy, anyway=True)
+    kept = f" It still has {in_use}: the stop/target watch keeps watching until it is closed." if in_use else ""
+    messages.success(request, f"Archived {strategy.name}: it runs nothing more, and its history is kept.{kept}")
     return redirect("strategy_list")
 
 
