@@ -362,13 +362,16 @@ def cash_ledger(*, owner: User) -> Decimal:
         BrokerConnection.objects.filter(owner=owner, kind="simulated").aggregate(total=Sum("starting_cash"))["total"]
         or ZERO
     )
+    return (start + _cash_flows(Trade.objects.filter(order__in=Order.objects.for_owner(owner)))).quantize(MONEY_Q)
+
+
+def _cash_flows(trades: QuerySet[Trade]) -> Decimal:
+    """What these fills did to cash: sales in, purchases out, commissions out."""
     flows = ZERO
-    for side, quantity, price, commission in Trade.objects.filter(order__in=Order.objects.for_owner(owner)).values_list(
-        "order__side", "quantity", "price", "commission"
-    ):
+    for side, quantity, price, commission in trades.values_list("order__side", "quantity", "price", "commission"):
         amount = quantity * price
         flows += (amount if side == OrderSide.SELL else -amount) - commission
-    return (start + flows).quantize(MONEY_Q)
+    return flows
 
 
 def portfolio_valuation(*, owner: User, cash: Decimal | None = None) -> Valuation:
@@ -488,12 +491,7 @@ def account_positions(*, broker_connection: BrokerConnection) -> QuerySet[Positi
 
 def account_cash(*, broker_connection: BrokerConnection) -> Decimal:
     """A simulated account's cash by our books: its starting cash, plus sales, less purchases and commissions."""
-    flows = ZERO
-    for side, quantity, price, commission in Trade.objects.filter(
-        order__broker_connection=broker_connection
-    ).values_list("order__side", "quantity", "price", "commission"):
-        amount = quantity * price
-        flows += (amount if side == OrderSide.SELL else -amount) - commission
+    flows = _cash_flows(Trade.objects.filter(order__broker_connection=broker_connection))
     return (broker_connection.starting_cash + flows).quantize(MONEY_Q)
 
 
